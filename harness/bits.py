@@ -1,0 +1,110 @@
+"""Measure bit widths and zeros of tensors, as a forward pass used them.
+
+Bit-width rule (weights and activations alike), the smallest b that one of these proves:
+
+* codebook: the tensor holds at most 2^b distinct values, counted only where the values
+  really repeat (distinct <= numel / 2, and at most half of the distinct values occur only
+  once): 27 float32 numbers are 27 distinct values, which proves nothing about 5 bits, and
+  a ReLU output is many zeros plus distinct positives, which proves nothing either;
+* grid: every channel lies on a uniform grid of at most 2^b levels (per-channel or
+  per-tensor integer quantisation, any scale and zero point), the step found as the
+  greatest common divisor of the gaps between distinct values;
+* 16 if every value is exactly a float16;
+* else 32.
+
+Channels are dimension 0 of a weight ([out, ...]) and dimension 1 of an activation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+MAX_GRID_LEVELS = 2**16  # a grid finer than this proves nothing below 16 bits
+_GRID_TOL = 1e-3  # how far from a grid point, in steps, a value may lie (float rounding)
+
+
+def bits(t: torch.Tensor, channel_dim: int = 0) -> int:
+    """Bits needed to hold `t` under the rule in the module docstring (1..32)."""
+    t = t.detach().float()
+    flat = t.reshape(-1)
+    if flat.numel() == 0:
+        return 1
+    if not torch.isfinite(flat).all():
+        return 32
+    values, counts = torch.unique(flat, return_counts=True)
+    best = 32
+    distinct = values.numel()
+    if distinct <= min(MAX_GRID_LEVELS, flat.numel() // 2) and int((counts == 1).sum()) <= distinct // 2:
+        best = _ceil_log2(distinct)
+    grid = _grid_levels(values.double().cpu().numpy())
+    if grid is None and t.dim() > 1 and t.shape[channel_dim] > 1:
+        grid = _channel_levels(t, channel_dim)
+    if grid is not None:
+        best = min(best, _ceil_log2(grid))
+    if best > 16 and torch.equal(flat.half().float(), flat):
+        best = 16
+    return best
+
+
+def zeros(weight: torch.Tensor) -> tuple[int, int]:
+    """(structured, unstructured) zero elements of a weight [out, ...]: elements of output
+    channels that are entirely zero, and the other zero elements."""
+    w = weight.detach().reshape(weight.shape[0], -1)
+    is_zero = w == 0
+    dead = is_zero.all(dim=1)
+    structured = int(dead.sum()) * w.shape[1]
+    unstructured = int(is_zero[~dead].sum())
+    return structured, unstructured
+
+
+def _channel_levels(t: torch.Tensor, channel_dim: int) -> int | None:
+    """Largest per-channel grid size, or None if some channel is on no grid."""
+    rows = t.movedim(channel_dim, 0).reshape(t.shape[channel_dim], -1).double().cpu().numpy()
+    worst = 1
+    for row in rows:
+        levels = _grid_levels(np.unique(row))
+        if levels is None:
+            return None
+        worst = max(worst, levels)
+    return worst
+
+
+def _grid_levels(values: np.ndarray) -> int | None:
+    """Levels of the coarsest uniform grid holding the sorted distinct `values`, or None."""
+    if values.size <= 1:
+        return 1
+    gaps = np.diff(values)
+    span = values[-1] - values[0]
+    step = gaps.min()
+    if step <= 0 or span / step >= MAX_GRID_LEVELS:
+        return None
+    tol = _GRID_TOL * step
+    for _ in range(64):  # Euclid on real numbers: shrink the step until every gap is a multiple
+        rem = np.mod(gaps, step)
+        rem = np.minimum(rem, step - rem)
+        bad = rem > tol
+        if not bad.any():
+            break
+        step = _fgcd(step, float(gaps[bad][0]), tol)
+        if step <= tol or span / step >= MAX_GRID_LEVELS:
+            return None
+    else:
+        return None
+    pos = (values - values[0]) / step
+    if np.abs(pos - np.round(pos)).max() > 10 * _GRID_TOL:
+        return None
+    return int(round(span / step)) + 1
+
+
+def _fgcd(a: float, b: float, tol: float) -> float:
+    a, b = max(a, b), min(a, b)
+    while b > tol:
+        a, b = b, math.fmod(a, b)
+    return a
+
+
+def _ceil_log2(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(n, 1))))

@@ -1,0 +1,42 @@
+"""The competition config: scoring constants, thresholds and limits, from a YAML file.
+
+`load_rules()` reads the bundled `competition.yaml`; `load_rules(path)` reads the
+instructor's file, where every key is optional and unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+from .schema import format_errors, read_yaml
+
+DEFAULT = Path(__file__).with_name("competition.yaml")
+Positive = Annotated[float, Field(gt=0)]
+
+
+class Rules(BaseModel):
+    """Constants of the competition; every evaluation records the values it used."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference_params: Positive = Field(5.6e6, description="w normaliser: ResNet18's parameters at 16 bits")
+    reference_macs: Positive = Field(2.8e8, description="f normaliser: ResNet18's MACs at 16 bits")
+    accuracy_threshold: Annotated[float, Field(ge=0, le=1)] = Field(0.90, description="eligibility threshold")
+    flip_subset: Annotated[int, Field(ge=0)] = Field(1000, description="images in the flip check subset")
+    flip_gap: Annotated[float, Field(ge=0, le=1)] = Field(0.05, description="flip accuracy gap that is flagged")
+    probe_images: Annotated[int, Field(ge=1, le=1024)] = Field(16, description="images for activation bits")
+    batch_size: Annotated[int, Field(ge=1)] = Field(500, description="images per forward pass")
+    timeout_s: Positive = Field(1800, description="worker wall-clock limit, seconds")
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """The rules from `path`, or the bundled defaults."""
+    file = Path(path) if path else DEFAULT
+    try:
+        return Rules.model_validate(read_yaml(file, ConfigError))
+    except ValidationError as err:
+        raise ConfigError(format_errors(file, err)) from None

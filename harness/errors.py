@@ -1,0 +1,38 @@
+"""Exceptions for users, each mapped to an exit status of the command line."""
+
+from __future__ import annotations
+
+EXIT_ELIGIBLE = 0  # evaluated and eligible
+EXIT_NOT_ELIGIBLE = 1  # evaluated but not eligible
+EXIT_INVALID = 2  # the submission (or the command line) is malformed
+EXIT_ERROR = 3  # the submission failed while running, or the harness could not run it
+
+
+class HarnessError(Exception):
+    """Base class: a message for people, and the exit status it maps to."""
+
+    exit_code = EXIT_ERROR
+
+
+class SubmissionError(HarnessError):
+    """The submission is malformed: manifest, files, weights, factory or output shape."""
+
+    exit_code = EXIT_INVALID
+
+
+class RunError(HarnessError):
+    """The submission's code failed while running, or a limit was hit."""
+
+    exit_code = EXIT_ERROR
+
+
+class DataError(HarnessError):
+    """The test data cannot be found, read, or is not CIFAR-10."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(HarnessError):
+    """The competition config file is malformed."""
+
+    exit_code = EXIT_INVALID

@@ -1,0 +1,98 @@
+"""Build a submission's model inside the worker: import its code, call its factory, load its weights.
+
+Runs only in the worker process (it imports torch and executes the submission's code).
+Weights are read with `torch.load(..., weights_only=True)`: a pickle that needs anything
+beyond tensors and plain containers is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import RunError, SubmissionError
+
+NUM_CLASSES = 10
+
+
+def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Module:
+    """The submission's model, with its weights loaded, in eval mode, on the CPU."""
+    folder = Path(directory).resolve()
+    module = _import(folder, folder / code)
+    fn = getattr(module, factory, None)
+    if fn is None or not callable(fn):
+        raise SubmissionError(f"{folder / code}: no callable named {factory!r} (model.factory in submission.yaml)")
+    try:
+        model = fn()
+    except Exception as err:  # noqa: BLE001 - the submission's own code failed
+        raise RunError(f"{folder / code}: {factory}() raised {type(err).__name__}: {err}") from err
+    if not isinstance(model, nn.Module):
+        raise SubmissionError(f"{folder / code}: {factory}() returned {type(model).__name__}, not a torch.nn.Module")
+    _load_weights(model, folder / weights)
+    return model.eval()
+
+
+def check_output(out: object, n: int) -> torch.Tensor:
+    """The logits tensor of a batch of `n` images, or a clear error."""
+    if not isinstance(out, torch.Tensor):
+        raise SubmissionError(f"model output is {type(out).__name__}, expected a tensor of shape [N, {NUM_CLASSES}]")
+    if tuple(out.shape) != (n, NUM_CLASSES):
+        raise SubmissionError(f"model output has shape {list(out.shape)} for {n} images, expected [{n}, {NUM_CLASSES}]")
+    return out
+
+
+def _import(folder: Path, path: Path):
+    name = f"submission_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SubmissionError(f"{path}: cannot be imported as Python code")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))  # sibling .py files of the submission may be imported
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise SubmissionError(f"{path}: syntax error at line {err.lineno}: {err.msg}") from None
+    except Exception as err:  # noqa: BLE001 - the submission's own code failed
+        raise RunError(f"{path}: importing it raised {type(err).__name__}: {err}") from err
+    return module
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - UnpicklingError and friends
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SubmissionError(
+            f"{path}: refused to load with torch.load(weights_only=True): {first}. "
+            "Save a state_dict of tensors: torch.save(model.state_dict(), 'weights.pt')"
+        ) from None
+    if isinstance(state, nn.Module) or not isinstance(state, dict):
+        raise SubmissionError(f"{path}: holds {type(state).__name__}, expected a state_dict (a dict of tensors)")
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise SubmissionError(f"{path}: entries that are not tensors: {', '.join(map(str, bad[:5]))}")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {list(v.shape)} vs model's {list(expected[k].shape)}"
+             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_few(unexpected)}")
+    if wrong:
+        problems.append(f"shape mismatches: {_few(wrong)}")
+    if problems:
+        raise SubmissionError(f"{path}: does not match the model built by the factory; " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    more = f" (and {len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more

@@ -1,0 +1,139 @@
+"""The result record: one typed JSON file per evaluation, written atomically, never overwritten.
+
+Fields (all in `Record`): who (`team`, `name`), what happened (`status`: ok | invalid |
+error, `errors`), accuracy (`accuracy`, `correct`, `total`, `flip`), counts (`params`,
+`macs`, `uncounted_ops`, `layers`), compression (`declared`, `measured`, `effective`,
+`claims_verified`, `claim_failures`), `score`, `eligible` with its `reasons`, and
+`provenance` (harness and scoring versions, hashes of the submission and of the test
+set, device, time, rules used). `profile` fills the same record without accuracy fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECORD_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Compression(_Model):
+    structured_pruning: float = 0.0
+    unstructured_pruning: float = 0.0
+    weight_bits: int = 32
+    activation_bits: int = 32
+
+
+class Layer(_Model):
+    """One row of the receipt: a counted operation of a layer, or a module's other parameters."""
+
+    layer: str = Field(description="module name; '(model)' for the model itself")
+    op: str = Field(description="conv, linear, matmul, attention, or params for parameters only")
+    params: int = Field(description="parameters owned by this layer")
+    macs: int = Field(description="multiply-accumulates per image")
+    zeros: int = Field(0, description="zero elements of the weight as used")
+    structured_zeros: int = Field(0, description="elements of entirely zero output channels")
+    weight_bits: int | None = None
+    activation_bits: int | None = Field(None, description="bits of the layer's input; None for the first layer")
+
+
+class Score(_Model):
+    params_term: float
+    ops_term: float
+    total: float
+
+
+class Flip(_Model):
+    """Accuracy on the horizontally flipped images of a fixed subset, against the originals."""
+
+    subset: int
+    accuracy: float = Field(description="on the original images of the subset")
+    flipped_accuracy: float
+    gap: float = Field(description="accuracy - flipped_accuracy")
+    flagged: bool
+
+
+class Provenance(_Model):
+    harness_version: str
+    scoring_version: str
+    record_version: int = RECORD_VERSION
+    submission_sha256: str | None = None
+    files: dict[str, str] = Field(default_factory=dict, description="sha256 of each submission file")
+    dataset_sha256: str | None = None
+    dataset: str | None = None
+    device: str | None = None
+    torch_version: str | None = None
+    created_at: str
+    rules: dict[str, float] = Field(default_factory=dict)
+
+
+class Record(_Model):
+    kind: Literal["evaluate", "profile"] = "evaluate"
+    team: str
+    name: str
+    directory: str
+    status: Literal["ok", "invalid", "error"]
+    errors: list[str] = Field(default_factory=list)
+    traceback: str | None = None
+    accuracy: float | None = None
+    correct: int | None = None
+    total: int | None = None
+    flip: Flip | None = None
+    params: int | None = None
+    macs: int | None = None
+    uncounted_ops: list[str] = Field(default_factory=list)
+    layers: list[Layer] = Field(default_factory=list)
+    declared: Compression | None = None
+    measured: Compression | None = None
+    effective: Compression | None = None
+    claims_verified: bool = False
+    claim_failures: list[str] = Field(default_factory=list)
+    score: Score | None = None
+    eligible: bool = False
+    reasons: list[str] = Field(default_factory=list, description="why not eligible")
+    warnings: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+    provenance: Provenance
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write(record: Record, folder: str | Path) -> Path:
+    """Write `record` as a new JSON file in `folder`, atomically; never replaces a file."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = record.provenance.created_at.replace(":", "").replace("-", "").replace(".", "")[:15]
+    stem = f"{stamp}-{record.team}-{record.name}"
+    text = record.model_dump_json(indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        while True:
+            final = out / f"{stem}-{secrets.token_hex(3)}.json"
+            try:
+                os.link(tmp, final)  # fails instead of overwriting
+                return final
+            except FileExistsError:
+                continue
+    finally:
+        os.unlink(tmp)
+
+
+def read(path: str | Path) -> Record:
+    """Load one record; raises ValueError (pydantic's ValidationError) or OSError if unreadable."""
+    return Record.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

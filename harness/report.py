@@ -1,0 +1,52 @@
+"""Human-readable text for a result record: the per-layer receipt, counts, claims and verdict."""
+
+from __future__ import annotations
+
+from .record import Record
+
+_KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
+
+
+def render(rec: Record, layers: bool = True) -> str:
+    """The record as text for a terminal."""
+    lines = [f"{rec.team}/{rec.name}  ({rec.directory})  status: {rec.status}"]
+    for err in rec.errors:
+        lines.append("  error: " + err.replace("\n", "\n         "))
+    if rec.status != "ok" and rec.params is None:
+        return "\n".join(lines)
+    if layers and rec.layers:
+        lines.append(_receipt(rec))
+    lines.append(f"  weights w = {rec.params:,}   MACs f = {rec.macs:,} per image")
+    if rec.uncounted_ops:
+        lines.append(f"  not counted (unknown operations): {', '.join(rec.uncounted_ops)}")
+    lines.append(f"  {'':22} {'declared':>10} {'measured':>10} {'credited':>10}")
+    for key in _KEYS:
+        d, m, e = (getattr(c, key) for c in (rec.declared, rec.measured, rec.effective))
+        fmt = (lambda v: f"{v:10.4f}") if "pruning" in key else (lambda v: f"{v:10d}")
+        lines.append(f"  {key:22} {fmt(d)} {fmt(m)} {fmt(e)}")
+    verdict = "verified" if rec.claims_verified else "NOT verified: " + "; ".join(rec.claim_failures)
+    lines.append(f"  claims: {verdict}")
+    s = rec.score
+    lines.append(f"  score = {s.params_term:.4f} (weights) + {s.ops_term:.4f} (MACs) = {s.total:.4f}")
+    if rec.accuracy is not None:
+        lines.append(f"  accuracy: {rec.accuracy:.2%} ({rec.correct:,}/{rec.total:,})")
+    if rec.flip is not None:
+        f = rec.flip
+        lines.append(f"  flip check on {f.subset} images: {f.accuracy:.2%} original, {f.flipped_accuracy:.2%} flipped"
+                     + ("  FLAGGED" if f.flagged else ""))
+    for w in rec.warnings:
+        lines.append(f"  warning: {w}")
+    if rec.kind == "evaluate" and rec.status == "ok":
+        lines.append("  ELIGIBLE" if rec.eligible else "  not eligible: " + "; ".join(rec.reasons))
+    return "\n".join(lines)
+
+
+def _receipt(rec: Record) -> str:
+    head = f"  {'layer':32} {'op':7} {'weights':>10} {'MACs':>13} {'zeros':>9} {'w bits':>6} {'a bits':>6}"
+    rows = [head, "  " + "-" * (len(head) - 2)]
+    for r in rec.layers:
+        wb = "" if r.weight_bits is None else str(r.weight_bits)
+        ab = "" if r.activation_bits is None else str(r.activation_bits)
+        zeros = f"{r.zeros:,}" if r.op in ("conv", "linear") else ""
+        rows.append(f"  {r.layer[-32:]:32} {r.op:7} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}")
+    return "\n".join(rows)

@@ -1,0 +1,145 @@
+"""Train the baseline CNN on the CIFAR-10 training images (airbench94's recipe, on any device).
+
+    python submissions/baseline-cnn/train.py --data ../shared/data/cifar10-jpg [--epochs 10]
+
+Reads the train split in either layout (torchvision's cifar-10-batches-py or an ImageFolder
+tree) through the harness's loader, never the test split, and writes weights.pt beside this file.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from model import build_model  # noqa: E402
+
+from harness.data import load_split  # noqa: E402
+
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+HYP = dict(batch=1024, lr=11.5, momentum=0.85, wd=0.0153, bias_scaler=64.0, smoothing=0.2, whiten_bias_epochs=3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--epochs", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(HERE / "weights.pt"))
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    split = load_split(args.data, "train")
+    images = torch.from_numpy(split.images().copy()).permute(0, 3, 1, 2)
+    labels = torch.from_numpy(split.labels).to(device)
+    x = normalise(images).to(device)
+    model = build_model().to(device).to(memory_format=torch.channels_last)
+    train(model, x, labels, args.epochs, device)
+    torch.save(model.state_dict(), args.out)
+    print(f"saved {args.out}")
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, device: str) -> None:
+    n, batch = len(x), HYP["batch"]
+    steps = int(epochs * n / batch)
+    kilostep = 1024 * (1 + 1 / (1 - HYP["momentum"]))
+    lr, wd = HYP["lr"] / kilostep, HYP["wd"] * batch / kilostep
+    init_whitening(model.whiten, x[:5000])
+    model.whiten.weight.requires_grad = False
+    biases = [p for name, p in model.named_parameters() if "norm" in name and p.requires_grad]
+    others = [p for name, p in model.named_parameters() if "norm" not in name and p.requires_grad]
+    groups = [
+        dict(params=biases, lr=lr * HYP["bias_scaler"], weight_decay=wd / HYP["bias_scaler"]),
+        dict(params=others, lr=lr, weight_decay=wd),
+    ]
+    opt = torch.optim.SGD(groups, momentum=HYP["momentum"], nesterov=True)
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
+    ema = {k: v.clone() for k, v in model.state_dict().items()}
+    alpha = 0.95**5 * (torch.arange(steps + 1) / steps) ** 3
+    step, epoch, start = 0, 0, time.time()
+    while step < steps:
+        model.train()
+        model.whiten.bias.requires_grad = epoch < HYP["whiten_bias_epochs"]
+        order = torch.randperm(n, device=device)
+        xb_all = augment(x, device)
+        for i in range(0, n - batch + 1, batch):
+            if step >= steps:
+                break
+            idx = order[i : i + batch]
+            out = model(xb_all[idx].contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(out, y[idx], label_smoothing=HYP["smoothing"], reduction="sum")
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * schedule(step, steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 5 == 0:
+                lookahead(model, ema, alpha[step].item())
+            if step % 10 == 0:
+                acc = (out.argmax(1) == y[idx]).float().mean().item()
+                print(f"epoch {epoch} step {step}/{steps} loss {loss.item() / batch:.3f} "
+                      f"batch-acc {acc:.3f} {time.time() - start:.0f}s", flush=True)
+        epoch += 1
+    lookahead(model, ema, 1.0)
+    print(f"trained {steps} steps in {time.time() - start:.0f}s", flush=True)
+
+
+def schedule(step: int, steps: int) -> float:
+    warm = int(steps * 0.23)
+    if step < warm:
+        return 0.2 + 0.8 * step / warm
+    return 1.0 - 0.93 * (step - warm) / (steps - warm)
+
+
+@torch.no_grad()
+def lookahead(model: nn.Module, ema: dict, decay: float) -> None:
+    for (k, e), p in zip(ema.items(), model.state_dict().values()):
+        if p.dtype.is_floating_point:
+            e.lerp_(p, 1 - decay)
+            p.copy_(e)
+
+
+@torch.no_grad()
+def augment(x: torch.Tensor, device: str, pad: int = 2) -> torch.Tensor:
+    """Random flips and random translations of up to `pad` pixels, one per image."""
+    n = len(x)
+    flip = torch.rand(n, device=device) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    out = torch.empty_like(x)
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), device=device)
+    for dx in range(2 * pad + 1):
+        for dy in range(2 * pad + 1):
+            sel = (shifts[:, 0] == dx) & (shifts[:, 1] == dy)
+            out[sel] = padded[sel, :, dy : dy + 32, dx : dx + 32]
+    return out
+
+
+@torch.no_grad()
+def init_whitening(conv: nn.Conv2d, x: torch.Tensor, eps: float = 5e-4) -> None:
+    c, (h, w) = x.shape[1], conv.weight.shape[2:]
+    patches = x.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c, h, w).float()
+    flat = patches.reshape(len(patches), -1)
+    cov = flat.T @ flat / len(flat)
+    values, vectors = torch.linalg.eigh(cov, UPLO="U")
+    values, vectors = values.flip(0).view(-1, 1, 1, 1), vectors.T.reshape(c * h * w, c, h, w).flip(0)
+    scaled = vectors / torch.sqrt(values + eps)
+    conv.weight.copy_(torch.cat((scaled, -scaled)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Shared fixtures: small CIFAR-10-like data in both real layouts, and submission directories."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.data import CLASSES
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg"
+PER_CLASS = 10
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    """Every test decodes into a private cache."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def class_images(per_class: int = PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose left half is a grey level telling the class (10 + 25 k), right half black."""
+    labels = np.repeat(np.arange(10), per_class)
+    images = np.zeros((len(labels), 32, 32, 3), dtype=np.uint8)
+    images[:, :, :16, :] = (10 + 25 * labels).astype(np.uint8)[:, None, None, None]
+    return images, labels
+
+
+def write_folder(root: Path, images: np.ndarray, labels: np.ndarray, split: str = "test") -> Path:
+    """ImageFolder layout, JPEG quality 75, like the shared copy."""
+    from PIL import Image
+
+    for i, (img, y) in enumerate(zip(images, labels)):
+        folder = root / split / CLASSES[y]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=75)
+    return root
+
+
+def write_batches(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """torchvision's cifar-10-batches-py layout (pickled dicts with bytes keys)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels.tolist(), b"batch_label": b"testing batch 1 of 1"}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_vis": 3072}, f)
+    return root
+
+
+@pytest.fixture
+def folder_data(tmp_path):
+    return write_folder(tmp_path / "folder", *class_images())
+
+
+@pytest.fixture
+def batches_data(tmp_path):
+    return write_batches(tmp_path / "batches", *class_images())
+
+
+ORACLE = """
+import torch
+from torch import nn
+
+
+class Oracle(nn.Module):
+    \"\"\"Reads the grey level of the brighter image half: right on every image, flipped or not.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(1, 10)  # logits 2 k est - k^2: the argmax is the nearest k
+        with torch.no_grad():
+            self.fc.weight.copy_(2 * torch.arange(10.0).view(10, 1))
+            self.fc.bias.copy_(-torch.arange(10.0) ** 2)
+
+    def level(self, x):
+        return torch.maximum(x[:, 0, :, 4:12].mean(dim=(1, 2)), x[:, 0, :, 20:28].mean(dim=(1, 2)))
+
+    def forward(self, x):
+        est = (self.level(x) * 255 - 10) / 25
+        return self.fc(est.unsqueeze(1))
+
+
+class Memoriser(Oracle):
+    \"\"\"Reads the left half only: right on the test images, wrong once they are flipped.\"\"\"
+
+    def level(self, x):
+        return x[:, 0, :, 4:12].mean(dim=(1, 2))
+
+
+def build_model():
+    return Oracle()
+
+
+def build_memoriser():
+    return Memoriser()
+"""
+
+
+def make_submission(folder: Path, code: str, manifest: dict | None = None, factory: str = "build_model",
+                    state: dict | None = None, extra: dict[str, str] | None = None) -> Path:
+    """Write model.py (+ extra files), weights.pt from the factory's own state_dict, and submission.yaml."""
+    import importlib.util
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.py").write_text(textwrap.dedent(code))
+    for name, text in (extra or {}).items():
+        (folder / name).write_text(textwrap.dedent(text))
+    if state is None:
+        sys.path.insert(0, str(folder))
+        try:
+            spec = importlib.util.spec_from_file_location(f"_sub_{abs(hash(str(folder)))}", folder / "model.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            state = getattr(module, factory)().state_dict()
+        finally:
+            sys.path.remove(str(folder))
+    torch.save(state, folder / "weights.pt")
+    doc = {"team": "testers", "model": {"factory": factory}}
+    doc.update(manifest or {})
+    (folder / "submission.yaml").write_text(yaml.safe_dump(doc))
+    return folder
+
+
+@pytest.fixture
+def oracle(tmp_path):
+    return make_submission(tmp_path / "oracle", ORACLE)

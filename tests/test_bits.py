@@ -1,0 +1,72 @@
+"""The bit-width rule and zero counting."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.bits import bits, zeros
+
+torch.manual_seed(0)
+W = torch.randn(64, 3, 3, 3)
+
+
+def per_channel(w, levels_half):
+    s = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / levels_half
+    return (w / s).round().clamp(-levels_half - 1, levels_half) * s
+
+
+def test_float32_is_32_even_for_small_tensors():
+    assert bits(W) == 32
+    assert bits(torch.randn(27)) == 32  # 27 distinct values prove nothing about 5 bits
+    assert bits(torch.randn(1, 3, 3, 3)) == 32
+
+
+def test_float16_values_are_16():
+    assert bits(W.half().float()) == 16
+
+
+def test_integer_grids_per_channel_and_per_tensor():
+    assert bits(per_channel(W, 127)) == 8
+    assert bits(per_channel(W, 7)) == 4
+    s = W.abs().max() / 7
+    assert bits((W / s).round().clamp(-8, 7) * s) == 4
+    assert bits(torch.sign(W)) == 1
+
+
+def test_grid_with_offset_and_missing_levels():
+    w = 0.37 + 0.013 * torch.tensor([0.0, 3, 7, 250, 255, 12, 99])  # 8-bit grid, few levels used, zero point
+    assert bits(w.view(1, -1)) == 8
+
+
+def test_small_quantised_channels_are_recognised():
+    w = per_channel(torch.randn(16, 3, 3, 3), 127)  # 27 values a channel on 255 levels
+    assert bits(w) == 8
+
+
+def test_codebook_of_non_uniform_values():
+    book = torch.tensor([-1.3, -0.2, 0.05, 0.9])
+    assert bits(book[torch.randint(0, 4, (1000,))].view(100, 10)) == 2
+
+
+def test_relu_activations_are_not_a_codebook():
+    a = torch.relu(torch.randn(16, 32, 4, 4))  # half zeros, the rest distinct
+    assert bits(a, 1) == 32
+
+
+def test_quantised_activations():
+    a = torch.relu(torch.randn(16, 32, 8, 8))
+    s = a.max() / 15
+    assert bits((a / s).round().clamp(0, 15) * s, 1) == 4
+
+
+def test_non_finite_is_32():
+    assert bits(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])) == 32
+
+
+def test_zeros_split_into_structured_and_unstructured():
+    w = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    assert zeros(w) == (2, 2)
+    conv = torch.randn(8, 3, 3, 3)
+    conv[[1, 5]] = 0
+    conv[0, 0, 0, 0] = 0
+    assert zeros(conv) == (2 * 27, 1)

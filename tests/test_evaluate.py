@@ -1,0 +1,166 @@
+"""End-to-end: the command line on generated data in both layouts, records, exit statuses, claims."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import main
+from harness.record import read
+
+from .conftest import ORACLE, REPO, make_submission
+
+CONSTANT = """
+import torch
+from torch import nn
+
+class Constant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3))) * 0 + torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10)
+
+def build_model():
+    return Constant()
+"""
+
+
+def run_json(capsys, *argv):
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.mark.parametrize("layout", ["folder_data", "batches_data"])
+def test_oracle_is_eligible_in_both_layouts(request, capsys, tmp_path, oracle, layout):
+    data = request.getfixturevalue(layout)
+    results = tmp_path / "results"
+    code, rec = run_json(capsys, "evaluate", str(oracle), "--data", str(data), "--results", str(results))
+    assert code == 0
+    assert rec["status"] == "ok" and rec["eligible"] and rec["claims_verified"]
+    assert (rec["accuracy"], rec["correct"], rec["total"]) == (1.0, 100, 100)
+    assert rec["params"] == 20 and rec["macs"] == 10
+    assert rec["flip"]["flipped_accuracy"] == 1.0 and not rec["flip"]["flagged"]
+    prov = rec["provenance"]
+    assert prov["dataset_sha256"] and prov["submission_sha256"] and set(prov["files"]) == {
+        "model.py", "weights.pt", "submission.yaml"}
+    assert prov["harness_version"] and prov["scoring_version"] == "1" and prov["device"].startswith("cpu")
+    files = list(results.glob("*.json"))
+    assert len(files) == 1 and read(files[0]).model_dump(mode="json") == rec
+
+
+def test_memoriser_is_flagged_by_the_flip_check(capsys, tmp_path, folder_data):
+    sub = make_submission(tmp_path / "mem", ORACLE, factory="build_memoriser")
+    code, rec = run_json(capsys, "evaluate", str(sub), "--data", str(folder_data), "--results", str(tmp_path / "r"))
+    assert rec["accuracy"] == 1.0 and rec["flip"]["flagged"] and rec["flip"]["gap"] > 0.5
+    assert any("memorised" in w for w in rec["warnings"])
+
+
+def test_low_accuracy_is_not_eligible(capsys, tmp_path, folder_data):
+    sub = make_submission(tmp_path / "const", CONSTANT)
+    code, rec = run_json(capsys, "evaluate", str(sub), "--data", str(folder_data), "--results", str(tmp_path / "r"))
+    assert code == 1 and rec["accuracy"] == pytest.approx(0.1) and not rec["eligible"]
+    assert "below 90%" in rec["reasons"][0]
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_broken_submissions_end_as_clear_records(capsys, tmp_path, folder_data):
+    subs = {
+        "raises": make_submission(tmp_path / "raises", "def build_model():\n    raise ValueError('no model today')\n",
+                                  state={}),
+        "shape": make_submission(tmp_path / "shape", "from torch import nn\ndef build_model():\n"
+                                 "    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 7))\n"),
+        "nan": make_submission(tmp_path / "nan", "import torch\nfrom torch import nn\nclass N(nn.Module):\n"
+                               "    def forward(self, x):\n        return torch.full((len(x), 10), float('nan'))\n"
+                               "def build_model():\n    return N()\n"),
+        "mismatch": make_submission(tmp_path / "mismatch", ORACLE, state={"fc.weight": __import__("torch").zeros(10, 1),
+                                                                          "extra": __import__("torch").zeros(1)}),
+        "manifest": make_submission(tmp_path / "manifest", ORACLE, manifest={"compression": {"weight_bits": 64}}),
+    }
+    (subs["mismatch"] / "weights.pt").exists()
+    pickled = make_submission(tmp_path / "pickle", ORACLE)
+    (pickled / "weights.pt").write_bytes(pickle.dumps(_Boom()))
+    subs["pickle"] = pickled
+    results = tmp_path / "r"
+    code, recs = run_json(capsys, "evaluate", *map(str, subs.values()), "--data", str(folder_data),
+                          "--results", str(results))
+    by = dict(zip(subs, recs))
+    assert code == 3  # the worst of them
+    assert by["raises"]["status"] == "error" and "no model today" in by["raises"]["errors"][0]
+    assert by["shape"]["status"] == "invalid" and "[16, 7]" in by["shape"]["errors"][0]
+    assert by["nan"]["status"] == "error" and "NaN" in by["nan"]["errors"][0]
+    assert by["mismatch"]["status"] == "invalid"
+    assert "missing keys: fc.bias" in by["mismatch"]["errors"][0] and "unexpected keys: extra" in by["mismatch"]["errors"][0]
+    assert by["manifest"]["status"] == "invalid" and "compression.weight_bits" in by["manifest"]["errors"][0]
+    assert by["manifest"]["team"] == "testers"
+    assert by["pickle"]["status"] == "invalid" and "weights_only=True" in by["pickle"]["errors"][0]
+    assert not list(tmp_path.rglob("PWNED")) and not (REPO / "PWNED").exists()
+    assert len(list(results.glob("*.json"))) == len(subs)  # every one recorded
+    assert not any(r["eligible"] for r in recs)
+
+
+def test_claims_through_the_pipeline(capsys, tmp_path):
+    quantised = """
+import torch
+from torch import nn
+import torch.nn.utils.prune as prune
+
+def build_model():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 10, bias=False))
+    with torch.no_grad():
+        for m in (net[0], net[4]):
+            s = m.weight.abs().max() / 7
+            m.weight.copy_((m.weight / s).round().clamp(-8, 7) * s)  # 4-bit weights
+    prune.l1_unstructured(net[0], "weight", amount=0.5)
+    return net
+"""
+    true = make_submission(tmp_path / "true", quantised, manifest={
+        "compression": {"unstructured_pruning": 0.3, "weight_bits": 4}})
+    over_bits = make_submission(tmp_path / "bits", quantised, manifest={"compression": {"weight_bits": 2}})
+    over_prune = make_submission(tmp_path / "prune", quantised, manifest={"compression": {"unstructured_pruning": 0.9}})
+    half = make_submission(tmp_path / "half", CONSTANT, manifest={"compression": {"weight_bits": 16,
+                                                                                 "activation_bits": 16}})
+    code, recs = run_json(capsys, "profile", str(true), str(over_bits), str(over_prune), str(half))
+    assert code == 1
+    t, b, p, h = recs
+    assert t["claims_verified"] and t["measured"]["weight_bits"] == 4
+    assert t["measured"]["unstructured_pruning"] >= 0.3 and t["effective"]["unstructured_pruning"] == 0.3
+    assert not b["claims_verified"] and "weight_bits" in b["claim_failures"][0]
+    assert not p["claims_verified"] and "unstructured_pruning" in p["claim_failures"][0]
+    assert h["claims_verified"] and h["measured"]["weight_bits"] == 16  # float32 weights, rounded to float16
+    assert "accuracy" not in t and "flip" not in t  # profile has no accuracy fields
+    assert t["score"]["total"] == pytest.approx(t["score"]["params_term"] + t["score"]["ops_term"])
+
+
+def test_sibling_imports_and_human_output(capsys, tmp_path):
+    sub = make_submission(tmp_path / "sib", "from blocks import build\ndef build_model():\n    return build()\n",
+                          extra={"blocks.py": "from torch import nn\ndef build():\n"
+                                 "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))\n"})
+    assert main(["profile", str(sub)]) in (0, 1, 2, 3)
+    out = capsys.readouterr().out
+    assert "testers/sib" in out
+
+
+def test_cli_subprocess_help_is_light_and_exit_codes(tmp_path, oracle):
+    probe = "import sys, harness.cli as c; c._parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    assert subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True).returncode == 0
+    bad = subprocess.run([sys.executable, "-m", "harness", "evaluate", str(oracle), "--data", str(tmp_path / "none")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 3 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+    prof = subprocess.run([sys.executable, "-m", "harness", "profile", str(oracle)], capture_output=True, text=True)
+    assert prof.returncode == 0 and "score =" in prof.stdout and "layer" in prof.stdout
