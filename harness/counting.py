@@ -86,7 +86,7 @@ def layer_params(model: nn.Module, layers: list[str]) -> dict[str, int]:
             owner.setdefault(id(p), layer)
     for name, module in model.named_modules():
         for p in module.parameters(recurse=False):
-            owner.setdefault(id(p), name)
+            owner.setdefault(id(p), _QUANTISER.split(name)[0])  # a quantiser's scale belongs to its layer
     sizes = {id(p): p.numel() for p in model.parameters()}
     out: dict[str, int] = {}
     for key, layer in owner.items():
@@ -146,6 +146,8 @@ def _attention(args, out):
     return batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1]), None, None
 
 
+_QUANTISER = re.compile(r"\.\w+_quant(?:\.|$)")  # brevitas: layer.act_quant.fused_..., layer.weight_quant...
+
 # operator -> (kind, counting function returning (macs, weight or None, input or None))
 _TABLE: dict[object, tuple[str, Callable]] = {
     aten.convolution: ("conv", _conv),
@@ -179,6 +181,10 @@ _SUSPECT = re.compile(
 
 class _Counter(TorchDispatchMode):
     """Dispatch mode that records counted operations under the innermost running module."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: spares the 3 s import of torch._dynamo
 
     def __init__(self, names: dict[nn.Module, str], keep_inputs: bool):
         super().__init__()

@@ -92,6 +92,10 @@ def rounding(enabled: bool):
 
 
 class _Round(TorchDispatchMode):
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: spares the 3 s import of torch._dynamo
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         positions = counting.ACTIVATION_ARGS.get(func._overloadpacket)
         if positions:

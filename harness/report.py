@@ -48,5 +48,9 @@ def _receipt(rec: Record) -> str:
         wb = "" if r.weight_bits is None else str(r.weight_bits)
         ab = "" if r.activation_bits is None else str(r.activation_bits)
         zeros = f"{r.zeros:,}" if r.op in ("conv", "linear") else ""
-        rows.append(f"  {r.layer[-32:]:32} {r.op:7} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}")
+        rows.append(f"  {_short(r.layer):32} {r.op:7} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}")
     return "\n".join(rows)
+
+
+def _short(name: str, width: int = 32) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]

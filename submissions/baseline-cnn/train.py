@@ -7,6 +7,7 @@ tree) through the harness's loader, never the test split, and writes weights.pt 
 """
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -23,26 +24,111 @@ from harness.data import load_split  # noqa: E402
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
+EPOCHS = 8.0
 HYP = dict(batch=1024, lr=11.5, momentum=0.85, wd=0.0153, bias_scaler=64.0, smoothing=0.2, whiten_bias_epochs=3)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
-    ap.add_argument("--epochs", type=float, default=10.0)
+    ap.add_argument("--epochs", type=float, default=EPOCHS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE / "weights.pt"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    split = load_split(args.data, "train")
-    images = torch.from_numpy(split.images().copy()).permute(0, 3, 1, 2)
-    labels = torch.from_numpy(split.labels).to(device)
-    x = normalise(images).to(device)
+    x, labels = load_train(args.data, device)
     model = build_model().to(device).to(memory_format=torch.channels_last)
     train(model, x, labels, args.epochs, device)
     torch.save(model.state_dict(), args.out)
     print(f"saved {args.out}")
+
+
+def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_scale: float = 0.2) -> None:
+    """Command line of the compressed examples: baseline weights -> prune -> fine-tune -> weights.pt."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--init", help="trained baseline weights (default: train the baseline first)")
+    ap.add_argument("--epochs", type=float, default=epochs, help="fine-tuning epochs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(here / "weights.pt"))
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, y = load_train(args.data, device)
+    if args.init:
+        state = torch.load(args.init, map_location=device, weights_only=True)
+    else:
+        base = build_model().to(device).to(memory_format=torch.channels_last)
+        train(base, x, y, EPOCHS, device)
+        state = base.state_dict()
+    spec = importlib.util.spec_from_file_location(f"example_{here.name.replace('-', '_')}", here / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.build_model().to(device)
+    model.load_state_dict(state, strict=False)  # quantiser scales are new; they calibrate on the first steps
+    finetune(model, x, y, args.epochs, lr_scale, prune_amount, device)
+    torch.save(model.state_dict(), args.out)
+    print(f"saved {args.out}")
+
+
+def load_train(data: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised training images [N, 3, 32, 32] and labels, from either layout."""
+    split = load_split(data, "train")
+    images = torch.from_numpy(split.images().copy()).permute(0, 3, 1, 2)
+    return normalise(images).to(device), torch.from_numpy(split.labels).to(device)
+
+
+def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, lr_scale: float = 0.2,
+             prune_amount: float = 0.0, device: str = "cpu") -> None:
+    """Fine-tune a trained model (optionally quantised), magnitude-pruning `prune_amount` of the
+    convolution weights of the three groups first (global, unstructured) and keeping them at zero."""
+    import torch.nn.utils.prune as prune
+
+    targets = [(m, "weight") for name, m in model.named_modules() if name.startswith("group") and hasattr(m, "weight")
+               and isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.dim() == 4]
+    if prune_amount > 0:
+        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=prune_amount)
+    n, batch = len(x), HYP["batch"]
+    steps = int(epochs * n / batch)
+    kilostep = 1024 * (1 + 1 / (1 - HYP["momentum"]))
+    lr, wd = lr_scale * HYP["lr"] / kilostep, HYP["wd"] * batch / kilostep
+    model.whiten.weight.requires_grad = True
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        dict(params=[p for name, p in params if "norm" in name], lr=lr * HYP["bias_scaler"],
+             weight_decay=wd / HYP["bias_scaler"]),
+        dict(params=[p for name, p in params if "norm" not in name], lr=lr, weight_decay=wd),
+    ]
+    opt = torch.optim.SGD(groups, momentum=HYP["momentum"], nesterov=True)
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
+    step, start = 0, time.time()
+    model.train()
+    while step < steps:
+        order = torch.randperm(n, device=device)
+        xb_all = augment(x, device)
+        for i in range(0, n - batch + 1, batch):
+            if step >= steps:
+                break
+            idx = order[i : i + batch]
+            out = model(xb_all[idx])
+            loss = F.cross_entropy(out, y[idx], label_smoothing=HYP["smoothing"], reduction="sum")
+            frac = step / steps
+            for g in opt.param_groups:  # short warm-up, then linear decay to zero
+                g["lr"] = g["initial_lr"] * min(1.0, 10 * frac + 0.1) * (1 - frac)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 10 == 0:
+                acc = (out.argmax(1) == y[idx]).float().mean().item()
+                print(f"step {step}/{steps} loss {loss.item() / batch:.3f} batch-acc {acc:.3f} "
+                      f"{time.time() - start:.0f}s", flush=True)
+    for module, name in targets if prune_amount > 0 else []:
+        prune.remove(module, name)  # the zeros stay in the saved weights
+    model.eval()
+    print(f"fine-tuned {steps} steps in {time.time() - start:.0f}s", flush=True)
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
