@@ -39,11 +39,12 @@ def bits(t: torch.Tensor, channel_dim: int = 0) -> int:
     distinct = values.numel()
     if distinct <= min(MAX_GRID_LEVELS, flat.numel() // 2) and int((counts == 1).sum()) <= distinct // 2:
         best = _ceil_log2(distinct)
-    grid = _grid_levels(values.double().cpu().numpy())
-    if grid is None and t.dim() > 1 and t.shape[channel_dim] > 1:
-        grid = _channel_levels(t, channel_dim)
-    if grid is not None:
-        best = min(best, _ceil_log2(grid))
+    grids = [_grid_levels(values.double().cpu().numpy())]
+    if t.dim() > 1 and t.shape[channel_dim] > 1 and (grids[0] is None or grids[0] > 2):
+        grids.append(_channel_levels(t, channel_dim))  # per-channel scales: each channel on its own grid
+    for grid in grids:
+        if grid is not None:
+            best = min(best, _ceil_log2(grid))
     if best > 16 and torch.equal(flat.half().float(), flat):
         best = 16
     return best
@@ -73,30 +74,31 @@ def _channel_levels(t: torch.Tensor, channel_dim: int) -> int | None:
 
 
 def _grid_levels(values: np.ndarray) -> int | None:
-    """Levels of the coarsest uniform grid holding the sorted distinct `values`, or None."""
+    """Levels of the coarsest uniform grid holding the sorted distinct `values`, or None.
+
+    Euclid on real numbers: start from the smallest gap and shrink the step until every value
+    lies on the grid. Each candidate step is refined by least squares over the grid indices,
+    so that the float rounding of scale * integer does not add up across a wide span.
+    """
     if values.size <= 1:
         return 1
-    gaps = np.diff(values)
-    span = values[-1] - values[0]
-    step = gaps.min()
-    if step <= 0 or span / step >= MAX_GRID_LEVELS:
-        return None
-    tol = _GRID_TOL * step
-    for _ in range(64):  # Euclid on real numbers: shrink the step until every gap is a multiple
-        rem = np.mod(gaps, step)
-        rem = np.minimum(rem, step - rem)
-        bad = rem > tol
-        if not bad.any():
-            break
-        step = _fgcd(step, float(gaps[bad][0]), tol)
+    offsets = values - values[0]
+    span = offsets[-1]
+    step = float(np.diff(values).min())
+    tol = _GRID_TOL * step  # the finest step Euclid may reach, absolute
+    for _ in range(64):
         if step <= tol or span / step >= MAX_GRID_LEVELS:
             return None
-    else:
-        return None
-    pos = (values - values[0]) / step
-    if np.abs(pos - np.round(pos)).max() > 10 * _GRID_TOL:
-        return None
-    return int(round(span / step)) + 1
+        index = np.round(offsets / step)
+        refined = float(offsets @ index / (index @ index))
+        if np.abs(offsets - index * refined).max() <= _GRID_TOL * refined:
+            return int(index[-1]) + 1
+        off = np.abs(offsets - index * step)  # Euclid goes on from the unrefined step
+        bad = off > _GRID_TOL * step
+        if not bad.any():
+            return int(index[-1]) + 1
+        step = _fgcd(step, float(off[bad][0]), tol)
+    return None
 
 
 def _fgcd(a: float, b: float, tol: float) -> float:

@@ -2,6 +2,9 @@
 
     python -m harness profile DIR [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--device auto|cpu|cuda] [--results DIR] [--json]
+        [--isolation auto|none|bwrap|docker] [--timeout S] [--memory SIZE] [--processes N] [--gpus]
+    python -m harness leaderboard [--results DIR] [--out DIR]
+    python -m harness plot --team TEAM [--results DIR] [--out FILE]
 
 Exit status: 0 evaluated and eligible (profile: claims verified), 1 evaluated but not
 eligible (profile: claims not verified), 2 invalid submission, 3 error while running it.
@@ -44,7 +47,7 @@ def cmd_profile(args) -> int:
     from .config import load_rules
     from .evaluate import judge
 
-    rules = load_rules(args.config)
+    rules = _limited(load_rules(args.config), args)
     records = [judge(d, None, rules, args.device) for d in args.dirs]
     _show(records, args)
     return _worst(records)
@@ -56,7 +59,7 @@ def cmd_evaluate(args) -> int:
     from .data import load_test
     from .evaluate import judge
 
-    rules = load_rules(args.config)
+    rules = _limited(load_rules(args.config), args)
     test = load_test(args.data)
     records = []
     for d in args.dirs:
@@ -69,6 +72,78 @@ def cmd_evaluate(args) -> int:
         records.append(r)
     _show(records, args)
     return _worst(records)
+
+
+def cmd_leaderboard(args) -> int:
+    import time
+
+    from .config import load_rules
+    from .leaderboard import build, render
+
+    start = time.perf_counter()
+    board = build(args.results, load_rules(args.config))
+    for s in board.collection.skipped:
+        print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
+    written = render(board, args.out)
+    c = board.collection
+    print(f"{len(board.ranked)} team{'s' if len(board.ranked) != 1 else ''} ranked, {len(board.unranked)} "
+          f"without an eligible submission, "
+          f"{len(c.entries)} evaluations read, {len(c.skipped)} unreadable skipped "
+          f"({time.perf_counter() - start:.1f} s)")
+    for path in written.values():
+        print(f"  {path}")
+    return EXIT_ELIGIBLE
+
+
+def cmd_plot(args) -> int:
+    import difflib
+    import re
+
+    from .config import load_rules
+    from .leaderboard import LeaderboardError, build
+    from .plots import save_team
+
+    board = build(args.results, load_rules(args.config))
+    for s in board.collection.skipped:
+        print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
+    team = args.team
+    if team not in board.teams:
+        folded = [t for t in board.teams if t.casefold() == team.casefold()]
+        if len(folded) != 1:
+            near = difflib.get_close_matches(team, board.teams, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else f"; teams: {', '.join(board.teams) or 'none'}"
+            raise LeaderboardError(f"no evaluation of team {team!r} in {args.results}{hint}")
+        team = folded[0]
+    out = args.out or f"leaderboard/teams/{re.sub(r'[^A-Za-z0-9_.-]+', '-', team).strip('-.') or 'team'}"
+    for path in save_team(board, team, out):
+        print(path)
+    return EXIT_ELIGIBLE
+
+
+def _limited(rules, args):
+    """The rules with the sandbox options of the command line applied."""
+    from .config import with_overrides
+    from .sandbox import parse_size
+
+    return with_overrides(rules, isolation=args.isolation, timeout_s=args.timeout,
+                          memory_mb=parse_size(args.memory) if args.memory is not None else None,
+                          max_processes=args.processes, docker_image=args.docker_image,
+                          docker_gpus=True if args.gpus else None)
+
+
+def _sandbox_options() -> argparse.ArgumentParser:
+    """Where the submission's code runs and its limits (defaults from the competition config)."""
+    box = argparse.ArgumentParser(add_help=False)
+    box.add_argument("--isolation", choices=("auto", "none", "bwrap", "docker"),
+                     help="where the worker runs: bwrap (sandbox), docker (container), none (unconfined); "
+                          "auto = bwrap when it works here, else none with a warning (default: config, auto)")
+    box.add_argument("--timeout", type=float, metavar="SECONDS", help="worker wall-clock limit (default: config)")
+    box.add_argument("--memory", metavar="SIZE", help="worker memory limit, e.g. 8G or 4096 (MiB) (default: config)")
+    box.add_argument("--processes", type=int, metavar="N",
+                     help="worker processes + threads limit (default: config)")
+    box.add_argument("--docker-image", metavar="IMAGE", help="image for --isolation docker (default: config)")
+    box.add_argument("--gpus", action="store_true", help="--isolation docker: give the container all GPUs")
+    return box
 
 
 def _show(records, args) -> None:
@@ -109,14 +184,15 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the record(s) as JSON on stdout, nothing else")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    box = _sandbox_options()
 
-    prof = sub.add_parser("profile", parents=[common], help="count, measure, verify and score, without data",
+    prof = sub.add_parser("profile", parents=[common, box], help="count, measure, verify and score, without data",
                           description="Count weights and MACs, measure pruning and bit widths, verify the claims "
                                       "and score a submission, without test data (no accuracy).")
     prof.add_argument("dirs", nargs="+", metavar="DIR", help="submission directory")
     prof.set_defaults(func=cmd_profile)
 
-    ev = sub.add_parser("evaluate", parents=[common], help="the full evaluation on the CIFAR-10 test set",
+    ev = sub.add_parser("evaluate", parents=[common, box], help="the full evaluation on the CIFAR-10 test set",
                         description="Evaluate submissions on the CIFAR-10 test set and write one record each.")
     ev.add_argument("dirs", nargs="+", metavar="DIR", help="submission directory")
     ev.add_argument("--data", required=True, metavar="PATH",
@@ -125,4 +201,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--results", default="leaderboard/results", metavar="DIR",
                     help="where records are written (default: leaderboard/results)")
     ev.set_defaults(func=cmd_evaluate)
+
+    board = argparse.ArgumentParser(add_help=False)
+    board.add_argument("--config", help="competition config YAML (default: the bundled competition.yaml)")
+    board.add_argument("--results", default="leaderboard/results", metavar="DIR",
+                       help="folder of the records (default: leaderboard/results)")
+    board.add_argument("--debug", action="store_true", help="show tracebacks")
+    lb = sub.add_parser("leaderboard", parents=[board], help="rank the teams; write tables, plots and a web page",
+                        description="Read every record of --results (never changing them; unreadable ones are "
+                                    "reported and skipped) and write leaderboard.md, leaderboard.csv, "
+                                    "leaderboard.png, leaderboard.svg and index.html into --out.")
+    lb.add_argument("--out", default="leaderboard", metavar="DIR", help="output folder (default: leaderboard)")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    pl = sub.add_parser("plot", parents=[board], help="one team's submissions over time, for a presentation",
+                        description="Draw all of a team's submissions (accuracy against score), its path from "
+                                    "the first to the best, the threshold; slide-sized PNG and PDF.")
+    pl.add_argument("--team", required=True, help="team name as in its submission.yaml")
+    pl.add_argument("--out", metavar="FILE",
+                    help="output file; .png and .pdf are both written (default: leaderboard/teams/TEAM)")
+    pl.set_defaults(func=cmd_plot)
     return p

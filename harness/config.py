@@ -7,7 +7,7 @@ instructor's file, where every key is optional and unknown keys are errors.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,24 @@ class Rules(BaseModel):
     probe_images: Annotated[int, Field(ge=1, le=1024)] = Field(16, description="images for activation bits")
     batch_size: Annotated[int, Field(ge=1)] = Field(500, description="images per forward pass")
     timeout_s: Positive = Field(1800, description="worker wall-clock limit, seconds")
+    isolation: Literal["auto", "none", "bwrap", "docker"] = Field(
+        "auto", description="where the worker runs; auto: bwrap when it works here, else none (with a warning)")
+    memory_mb: Annotated[int, Field(ge=64)] = Field(8192, description="worker memory limit (its processes' RSS), MiB")
+    max_processes: Annotated[int, Field(ge=4)] = Field(256, description="worker processes + threads limit")
+    scratch_mb: Annotated[int, Field(ge=16)] = Field(512, description="worker /tmp tmpfs size and largest file, MiB")
+    docker_image: str = Field("cifar10-harness:latest", min_length=1, description="image of the docker isolation")
+    docker_gpus: bool = Field(False, description="docker isolation: pass --gpus all")
+
+
+def with_overrides(rules: Rules, **changes) -> Rules:
+    """`rules` with the given keys replaced (command-line options), validated; None values are ignored."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return rules
+    try:
+        return Rules.model_validate({**rules.model_dump(), **changes})
+    except ValidationError as err:
+        raise ConfigError(format_errors(Path("command line"), err)) from None
 
 
 def load_rules(path: str | Path | None = None) -> Rules:

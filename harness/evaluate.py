@@ -1,7 +1,8 @@
 """From a submission directory to a verified, scored result record.
 
 `judge(directory, test, rules, device)` reads the manifest, runs the worker (which builds
-the model and predicts the unlabelled test images), then computes, here in the parent,
+the model and predicts the unlabelled test images) in the sandbox the rules ask for
+(`harness.sandbox`, `harness.runner`), then computes, here in the parent,
 accuracy, the flip check, the claims, the score and eligibility. `judge(..., test=None)`
 is `profile`: the same record without accuracy. `accuracy()` returns a plain number.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, runner
+from . import __version__, runner, sandbox
 from .config import Rules
 from .data import TestSet
 from .errors import SubmissionError
@@ -22,6 +23,7 @@ from .record import Compression, Flip, Layer, Provenance, Record, Score, now
 from .score import SCORING_VERSION, score, verify
 
 FLIP_SEED = 0  # the flip subset is the same for everyone
+_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "timeout_s", "memory_mb", "max_processes"}
 
 
 def accuracy(predictions, labels) -> float:
@@ -38,8 +40,9 @@ def flip_subset(size: int, n: int) -> np.ndarray:
 def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str = "auto") -> Record:
     """Evaluate one submission (profile only when `test` is None); never raises for the submission's faults."""
     folder = Path(directory)
+    box = sandbox.choose(rules, device)
     prov = Provenance(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
-                      rules=rules.model_dump(include={"reference_params", "reference_macs", "accuracy_threshold"}))
+                      isolation=box.kind, rules=rules.model_dump(include=_RECORDED))
     if test is not None:
         prov.dataset_sha256, prov.dataset = test.sha256, test.source
     kind = "evaluate" if test is not None else "profile"
@@ -54,17 +57,10 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str
                       reasons=["invalid submission"], **base)
     base.update(team=manifest.team, name=manifest.name, declared=Compression(**manifest.compression.model_dump()))
     job = _job(folder, manifest, test, rules, device)
-    out = runner.run(job, rules.timeout_s)
-    res = out.result
-    if res is None or not res.get("ok"):
-        return _failed(base, out)
-    prov.device, prov.torch_version = res.get("device"), res.get("torch_version")
-    rec = Record(status="ok", params=res["params"], macs=res["macs"], uncounted_ops=res["uncounted"],
-                 layers=[Layer(**row) for row in res["layers"]], measured=Compression(**res["measured"]),
-                 timings={**res.get("timings", {}), "worker": round(out.seconds, 3)}, **base)
-    _credit(rec, rules)
-    if test is not None:
-        _grade(rec, res, test, job["flip_indices"], rules)
+    out = runner.run(job, box)
+    rec = _outcome(base, out, test, job, rules)
+    if box.warning:
+        rec.warnings.insert(0, box.warning)
     return rec
 
 
@@ -103,17 +99,50 @@ def _job(folder: Path, m: Manifest, test: TestSet | None, rules: Rules, device: 
     }
 
 
+def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, job: dict, rules: Rules) -> Record:
+    """The record from what the worker returned; a result the worker garbled is an error, never a crash."""
+    res = out.result
+    if res is None or res.get("ok") is not True:
+        return _failed(base, out)
+    prov = base["provenance"]
+    try:
+        prov.device, prov.torch_version = _text(res.get("device")), _text(res.get("torch_version"))
+        rec = Record(status="ok", params=res["params"], macs=res["macs"], uncounted_ops=res["uncounted"],
+                     layers=[Layer(**row) for row in res["layers"]], measured=Compression(**res["measured"]),
+                     timings={**res.get("timings", {}), "worker": round(out.seconds, 3)}, **base)
+        _credit(rec, rules)
+        if test is not None:
+            _grade(rec, res, test, job["flip_indices"], rules)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # pydantic's ValidationError is a ValueError
+        prov.device = prov.torch_version = None
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        message = f"worker returned a malformed result ({type(err).__name__}: {detail})"
+        return Record(status="error", errors=[message], reasons=["error while running"],
+                      timings={"worker": round(out.seconds, 3)}, **base)
+    return rec
+
+
 def _failed(base: dict, out: runner.Outcome) -> Record:
-    res = out.result or {}
+    res = out.result if isinstance(out.result, dict) else {}
+    message = res.get("message")
     if out.killed:
         status, message = "error", f"worker killed: {out.killed}"
-    elif res.get("message"):
-        status, message = ("invalid" if res.get("kind") == "invalid" else "error"), res["message"]
+    elif out.problem:
+        status, message = "error", f"worker left an unusable result: {out.problem}"
+    elif isinstance(message, str) and message:
+        status = "invalid" if res.get("kind") == "invalid" else "error"
     else:
         last = out.log.strip().splitlines()[-1] if out.log.strip() else "no output"
         status, message = "error", f"worker exited with status {out.returncode} without a result: {last}"
-    return Record(status=status, errors=[message], traceback=res.get("traceback") or out.log or None,
-                  reasons=["invalid submission" if status == "invalid" else "error while running"], **base)
+    tb = _text(res.get("traceback"), 8000) or out.log or None
+    return Record(status=status, errors=[_text(message, 2000)], traceback=tb,
+                  reasons=["invalid submission" if status == "invalid" else "error while running"],
+                  timings={"worker": round(out.seconds, 3)}, **base)
+
+
+def _text(value, limit: int = 200) -> str | None:
+    """A string from the worker's result, cut to `limit` characters; None if it is not a string."""
+    return value[:limit] if isinstance(value, str) else None
 
 
 def _credit(rec: Record, rules: Rules) -> None:
@@ -132,6 +161,8 @@ def _credit(rec: Record, rules: Rules) -> None:
 
 def _grade(rec: Record, res: dict, test: TestSet, flip_idx: list[int], rules: Rules) -> None:
     preds = np.asarray(res["predictions"])
+    if preds.dtype.kind not in "iu":
+        raise ValueError(f"predictions of type {preds.dtype}, expected class indices")
     if preds.shape != test.labels.shape:
         rec.status, rec.errors = "error", [f"worker returned {preds.size} predictions for {test.size} images"]
         rec.reasons.append("error while running")

@@ -72,6 +72,7 @@ class Provenance(_Model):
     dataset_sha256: str | None = None
     dataset: str | None = None
     device: str | None = None
+    isolation: str | None = Field(None, description="where the worker ran: none, bwrap or docker")
     torch_version: str | None = None
     created_at: str
     rules: dict[str, float] = Field(default_factory=dict)

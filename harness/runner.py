@@ -1,16 +1,29 @@
-"""Start the worker in a child process and collect what it wrote, killing it at its time limit.
+"""Start the worker in a child process, hold it to its limits, and collect what it wrote.
 
-The parent never imports the submission's code nor torch. It writes a job file into a
-fresh scratch folder, runs `python -m harness.worker JOB` there with its output sent to a
-log file, and reads `result.json` back. `command()` is the single place that composes the
-worker's command line, so that a sandbox can wrap it.
+The parent never imports the submission's code nor torch. `run()` writes the job file into
+a fresh scratch folder, runs `python -m harness.worker JOB` there (unconfined, under
+bubblewrap or in a Docker container: `command()` is the single place that composes the
+command line), with its output sent to a log file, and reads `result.json` back.
+
+While it runs, the parent watches the worker every `POLL_S` seconds: the resident memory
+of all the processes of its tree and the count of their processes and threads (from /proc),
+and the size of its log. At a limit (`sandbox.Limits`: time, memory, processes, output) it
+stops the whole tree (SIGSTOP until no new process appears, so that a fork loop cannot
+outrun it) and kills it, and `Outcome.killed` says which limit. Each worker also starts with
+RLIMIT_FSIZE (no file beyond `scratch_mb`), no core dumps, and dies with the parent. Under
+bubblewrap the worker is in its own PID namespace, so nothing it started survives the
+sandbox's init; under docker the engine enforces memory and processes, and the runner
+`docker kill`s the container at the end.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import resource
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -18,69 +31,266 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sandbox
+from .sandbox import Limits, Sandbox
+
+POLL_S = 0.1  # seconds between two looks at the worker's process tree
+MAX_RESULT_BYTES = 64 * 2**20  # a larger result.json is refused, not parsed
 _LOG_TAIL = 4000  # characters of the worker's output kept for error messages
+_PSS_FROM = 64 * 2**20  # with several processes this large, count proportional (shared-once) memory
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
 class Outcome:
     """What came back from one worker run."""
 
-    result: dict | None  # the worker's result.json, if it wrote one
+    result: dict | None  # the worker's result.json, if it wrote a readable one
     returncode: int | None
     log: str  # tail of the worker's stdout and stderr
     killed: str | None = None  # which limit killed it, if one did
     seconds: float = 0.0
+    problem: str | None = None  # why result.json was not read, when it was there
+    peak_mb: float = 0.0  # the most resident memory its process tree held, MiB
+    peak_tasks: int = 0  # the most processes and threads it had at once
 
 
-def command(job_path: Path) -> list[str]:
-    """The worker's command line (without sandboxing)."""
-    return [sys.executable, "-m", "harness.worker", str(job_path)]
+def command(job: dict, scratch: Path, box: Sandbox) -> list[str]:
+    """The worker's command line for `job` (host paths) in `box`, its job file in `scratch`."""
+    if box.kind == "bwrap":
+        return sandbox.bwrap_argv(job, scratch, box)
+    if box.kind == "docker":
+        return sandbox.docker_argv(job, scratch, box)
+    return sandbox.worker_argv(sys.executable, scratch / "job.json")
 
 
-def run(job: dict, timeout_s: float) -> Outcome:
-    """Run the worker on `job` (which gets its `out` folder here) and collect its outcome."""
+def run(job: dict, box: Sandbox | float) -> Outcome:
+    """Run the worker on `job` in `box` (or unconfined with this time limit) and collect its outcome."""
+    if not isinstance(box, Sandbox):
+        box = Sandbox(kind="none", limits=Limits(timeout_s=float(box), memory_mb=2**20, processes=2**20,
+                                                 scratch_mb=2**20))
     with tempfile.TemporaryDirectory(prefix="harness-") as scratch:
         folder = Path(scratch)
-        job = {**job, "out": str(folder)}
-        job_path = folder / "job.json"
-        job_path.write_text(json.dumps(job))
+        host_job = {**job, "out": str(folder)}
+        (folder / "job.json").write_text(json.dumps(host_job if box.kind == "none" else sandbox.inside(job)))
         log_path = folder / "worker.log"
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         start = time.perf_counter()
-        killed = None
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(command(job_path), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            proc = subprocess.Popen(command(host_job, folder, box), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                    preexec_fn=_child_limits(box.limits))
+            watch = _Watch(proc, box, folder, log)
             try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                killed = f"time limit of {timeout_s:g} s"
+                watch.until_done()
             finally:
-                _kill_group(proc)
-        seconds = time.perf_counter() - start
-        result_path = folder / "result.json"
-        result = None
-        if result_path.is_file() and killed is None:
+                watch.kill()
+        out = Outcome(result=None, returncode=proc.returncode, log=_tail(log_path), killed=watch.killed,
+                      seconds=time.perf_counter() - start, peak_mb=round(watch.peak_mb, 1), peak_tasks=watch.peak_tasks)
+        if out.killed is None:
+            out.killed = _signal_limit(proc.returncode, box)
+        if out.killed is None:
+            out.result, out.problem = _read_result(folder / "result.json")
+        if out.result and box.kind != "none":
+            _outside_paths(out.result, job["submission"])
+        return out
+
+
+class _Watch:
+    """Polls the worker's process tree against its limits; stops and kills the tree."""
+
+    def __init__(self, proc: subprocess.Popen, box: Sandbox, scratch: Path, log):
+        self.proc, self.box, self.limits, self.scratch, self.log = proc, box, box.limits, scratch, log
+        self.deadline = time.perf_counter() + box.limits.timeout_s
+        self.seen: dict[int, int] = {}  # pid -> start time, of every process ever found in the tree
+        self.killed: str | None = None
+        self.peak_mb, self.peak_tasks = 0.0, 0
+
+    def until_done(self) -> None:
+        while True:
             try:
-                result = json.loads(result_path.read_text())
-            except (OSError, ValueError):
-                result = None
-        return Outcome(result=result, returncode=proc.returncode, log=_tail(log_path), killed=killed,
-                       seconds=seconds)
+                self.proc.wait(timeout=POLL_S)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            if time.perf_counter() >= self.deadline:
+                self.killed = f"time limit of {self.limits.timeout_s:g} s"
+                return
+            if os.fstat(self.log.fileno()).st_size >= self.limits.scratch_mb * 2**20:
+                self.killed = f"file size limit of {self.limits.scratch_mb} MiB (its output reached it)"
+                return
+            if self.box.kind == "docker":
+                continue  # the container's processes are the engine's; it enforces memory and processes
+            tree = self._tree(_scan())
+            tasks = sum(row[1] for row in tree.values())
+            mb = _memory(tree) / 2**20
+            self.peak_mb, self.peak_tasks = max(self.peak_mb, mb), max(self.peak_tasks, tasks)
+            if tasks > self.limits.processes:
+                self.killed = f"process limit of {self.limits.processes} (it had {tasks} processes and threads)"
+                return
+            if mb > self.limits.memory_mb:
+                self.killed = f"memory limit of {self.limits.memory_mb} MiB (its processes held {mb:.0f} MiB)"
+                return
+
+    def kill(self) -> None:
+        """Freeze every process of the tree until no new one appears (twice, a moment apart, so that a
+        fork in flight lands), then kill them all."""
+        stopped: set[int] = set()
+        quiet = 0
+        for _ in range(100):
+            fresh = set(self._tree(_scan())) - stopped
+            for pid in fresh:
+                _signal(pid, signal.SIGSTOP)
+            stopped |= fresh
+            quiet = 0 if fresh else quiet + 1
+            if quiet == 2:
+                break
+            if not fresh:
+                time.sleep(0.01)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in self._alive():
+            _signal(pid, signal.SIGKILL)
+        self.proc.wait()
+        for _ in range(250):  # SIGKILL is asynchronous: return only once every process has exited
+            if not self._alive():
+                break
+            time.sleep(0.02)
+        if self.box.kind == "docker":
+            subprocess.run(["docker", "kill", sandbox.container_name(self.scratch)],
+                           capture_output=True, timeout=60, check=False)
+
+    def _alive(self) -> list[int]:
+        """Processes ever seen in the tree that still run (zombies have exited)."""
+        table = _scan()
+        return [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start
+                and table[pid][4] != b"Z"]
+
+    def _tree(self, table: dict) -> dict:
+        """The worker and its descendants, plus any process seen in the tree before (orphans)."""
+        children: dict[int, list[int]] = {}
+        for pid, row in table.items():
+            children.setdefault(row[0], []).append(pid)
+        todo = [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start]
+        if self.proc.returncode is None:  # once reaped, its pid may belong to another process
+            todo.append(self.proc.pid)
+        tree = {}
+        while todo:
+            pid = todo.pop()
+            if pid in table and pid not in tree:
+                tree[pid] = table[pid]
+                todo += children.get(pid, [])
+        for pid, row in tree.items():
+            self.seen.setdefault(pid, row[3])
+        return tree
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the worker and everything it started (it leads its own session)."""
+def _scan() -> dict[int, tuple]:
+    """Every process on the machine: pid -> (parent pid, threads, resident bytes, start time, state)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(entry.name)] = (int(fields[1]), int(fields[17]), int(fields[21]) * _PAGE, int(fields[19]), fields[0])
+    return table
+
+
+def _memory(tree: dict) -> int:
+    """Bytes held by the tree: resident sizes summed, but proportional sizes (pages shared after
+    a fork counted once) when several large processes run."""
+    large = [pid for pid, row in tree.items() if row[2] >= _PSS_FROM]
+    if len(large) < 2:
+        return sum(row[2] for row in tree.values())
+    return sum(_pss(pid, row[2]) if pid in large else row[2] for pid, row in tree.items())
+
+
+def _pss(pid: int, rss: int) -> int:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
-    proc.wait()
+    return rss
+
+
+def _signal(pid: int, sig: int) -> None:
+    if pid > 1 and pid != os.getpid():
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _child_limits(limits: Limits):
+    """Set in the child before exec: file size limit, no core dumps, killed if the parent dies."""
+    fsize = limits.scratch_mb * 2**20
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
+
+    def setup() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return setup
+
+
+def _signal_limit(returncode: int | None, box: Sandbox) -> str | None:
+    """The limit the docker engine enforced, read from the exit status."""
+    if box.kind == "docker" and returncode == 137:
+        return f"memory limit of {box.limits.memory_mb} MiB, most likely (the container was killed, status 137)"
+    return None
+
+
+def _read_result(path: Path) -> tuple[dict | None, str | None]:
+    """result.json if the worker left a plain file of reasonable size there, else why not."""
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        with _open_plain(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_RESULT_BYTES:
+                return None, f"result.json is {size / 2**20:.0f} MiB, over the {MAX_RESULT_BYTES // 2**20} MiB allowed"
+            result = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as err:
+        return None, f"result.json is not a readable JSON file ({err})"
+    if not isinstance(result, dict):
+        return None, f"result.json holds {type(result).__name__}, not a mapping"
+    return result, None
+
+
+def _outside_paths(result: dict, submission: str) -> None:
+    """Name the submission's files by their host paths in the worker's messages, as without a sandbox."""
+    for key in ("message", "traceback"):
+        if isinstance(result.get(key), str):
+            result[key] = result[key].replace(f"{sandbox.SUBMISSION}/", f"{str(submission).rstrip('/')}/")
+
+
+def _open_plain(path: Path):
+    """Open a file the worker may have replaced: never through a link, never a FIFO or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a plain file")
+    return os.fdopen(fd, "rb")
 
 
 def _tail(path: Path) -> str:
     try:
-        with open(path, "rb") as f:
+        with _open_plain(path) as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - _LOG_TAIL))

@@ -98,7 +98,7 @@ class _Prep:
         import numpy as np
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255
+        x = torch.from_numpy(np.array(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x.to(self.dtype).contiguous()

@@ -70,3 +70,13 @@ def test_zeros_split_into_structured_and_unstructured():
     conv[[1, 5]] = 0
     conv[0, 0, 0, 0] = 0
     assert zeros(conv) == (2 * 27, 1)
+
+
+def test_wide_sparse_grid_despite_float_rounding():
+    # A row of brevitas' 8-bit per-channel whitening conv: float32 rounding of scale * integer
+    # shifts the smallest gap by 7e-6 steps, which a plain Euclid multiplies across 184 steps.
+    scale = torch.tensor(0.009319474920630455)
+    row = torch.tensor([-127.0, -126, 58, 60, 70, -100, 12, 33, 91, -7, 44, 120]) * scale
+    assert bits(row.view(1, -1)) == 8
+    assert bits(torch.stack([row, 0.5 * row, row.flip(0)])) == 8
+    assert bits(row.view(1, -1) + 1e-3 * torch.randn(1, 12)) == 32  # off the grid: no bits proven

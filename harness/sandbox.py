@@ -1,0 +1,242 @@
+"""Where the worker runs: unconfined, in a bubblewrap sandbox, or in a Docker container.
+
+The worker executes a submission's untrusted code. Under `bwrap` or `docker` it sees only
+
+* the Python environment, read-only (its prefixes, the site-packages holding torch and numpy,
+  and the harness package's own folder; under docker, the image's),
+* the submission directory, read-only, at `/submission`,
+* the unlabelled test images FILE, read-only, at `/data/images.npy` (never the cache folder
+  that holds it, where the labels lie beside the images),
+* its scratch folder at `/scratch` (job.json in, result.json and the log out) and a
+  size-limited tmpfs at `/tmp`;
+
+with no network (a private network namespace with only loopback), its own PID namespace, a
+read-only root, no capabilities and an environment cleared but for a few variables.
+`inside()` rewrites a job's paths for the inside; `bwrap_argv()` and `docker_argv()` compose
+the command lines (pure functions of their arguments); `choose()` turns the competition's
+`isolation: auto|none|bwrap|docker` and limits into a `Sandbox`. The limits themselves (time,
+memory, processes, file size) are enforced by `harness.runner`; under docker the engine
+enforces memory and processes (`--memory`, `--pids-limit`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, HarnessError
+
+SUBMISSION = "/submission"
+IMAGES = "/data/images.npy"
+SCRATCH = "/scratch"
+DEFAULT_IMAGE = "cifar10-harness:latest"
+# Variables the worker may inherit (threading and CUDA settings); everything else is cleared.
+PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "CUBLAS_WORKSPACE_CONFIG",
+            "LD_LIBRARY_PATH")
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_LDSO = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
+
+
+class SandboxError(HarnessError):
+    """The isolation asked for cannot be had on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker may use; at a limit the runner kills its whole process tree."""
+
+    timeout_s: float  # wall clock, seconds
+    memory_mb: int  # resident memory of all its processes, MiB
+    processes: int  # processes and threads together, as docker's --pids-limit counts them
+    scratch_mb: int  # size of the /tmp tmpfs and of the largest file it may write (its log included)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to run one worker: `kind` is none, bwrap or docker."""
+
+    kind: str
+    limits: Limits
+    device: str = "auto"
+    image: str = DEFAULT_IMAGE
+    gpus: bool = False
+    warning: str | None = None  # for the record, e.g. when `auto` fell back to none
+
+
+def choose(rules, device: str = "auto") -> Sandbox:
+    """The sandbox for `rules` (a `harness.config.Rules`): resolves `auto`, checks the tool is there."""
+    limits = Limits(timeout_s=rules.timeout_s, memory_mb=rules.memory_mb, processes=rules.max_processes,
+                    scratch_mb=rules.scratch_mb)
+    kind, warning = rules.isolation, None
+    if kind == "auto":
+        problem = bwrap_problem()
+        kind = "none" if problem else "bwrap"
+        if problem:
+            warning = (f"not sandboxed: {problem}; the submission's code ran unconfined (isolation none). "
+                       "Install bubblewrap (apt-get install bubblewrap) to confine it")
+    elif kind == "bwrap" and (problem := bwrap_problem()):
+        raise SandboxError(f"isolation bwrap: {problem}; install bubblewrap (apt-get install bubblewrap) "
+                           "or choose --isolation none|docker")
+    elif kind == "docker" and shutil.which("docker") is None:
+        raise SandboxError("isolation docker: no `docker` command on PATH; see docker/README.md")
+    return Sandbox(kind=kind, limits=limits, device=device, image=rules.docker_image, gpus=rules.docker_gpus,
+                   warning=warning)
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_problem() -> str | None:
+    """None when bubblewrap is installed and can create its namespaces here, else why not."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bwrap (bubblewrap) is not installed"
+    argv = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", *_system_mounts(),
+            "--proc", "/proc", "--dev", "/dev", "--size", str(2**20), "--tmpfs", "/tmp", "--remount-ro", "/",
+            "--", "/bin/true" if Path("/bin/true").exists() else "true"]  # every feature the real sandbox uses
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bwrap cannot run: {err}"
+    if done.returncode != 0:
+        return f"bwrap cannot create its sandbox here: {done.stderr.strip() or f'status {done.returncode}'}"
+    return None
+
+
+def inside(job: dict) -> dict:
+    """The job as the sandboxed worker sees it: its paths replaced by the mount points."""
+    return {**job, "submission": SUBMISSION, "images": IMAGES if job.get("images") else None, "out": SCRATCH}
+
+
+def worker_argv(python: str, job_path: str | Path) -> list[str]:
+    """The worker's own command line."""
+    return [python, "-m", "harness.worker", str(job_path)]
+
+
+def bwrap_argv(job: dict, scratch: str | Path, box: Sandbox, python: str | None = None,
+               mounts: list[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """bubblewrap's command line running the worker on `job` (host paths) with `scratch` as /scratch.
+
+    `mounts` (default `python_mounts()`) are bound read-only at their own paths; `env`
+    (default `os.environ`) supplies the few variables in `PASS_ENV`.
+    """
+    python = python or sys.executable
+    mounts = python_mounts() if mounts is None else mounts
+    env = os.environ if env is None else env
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+    for key, value in _inside_env(python, env).items():
+        argv += ["--setenv", key, value]
+    argv += _system_mounts()
+    for path in mounts:
+        argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    if box.device != "cpu":
+        argv += _gpu_mounts()
+    size = str(box.limits.scratch_mb * 2**20)
+    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    argv += ["--ro-bind", str(job["submission"]), SUBMISSION]
+    if job.get("images"):
+        argv += ["--ro-bind", str(job["images"]), IMAGES]
+    argv += ["--bind", str(scratch), SCRATCH, "--remount-ro", "/", "--chdir", SCRATCH, "--"]
+    return argv + worker_argv(python, f"{SCRATCH}/job.json")
+
+
+def docker_argv(job: dict, scratch: str | Path, box: Sandbox, user: str | None = None) -> list[str]:
+    """`docker run` of the worker in `box.image`, with the same mounts as under bwrap.
+
+    The container runs as `user` (default: this process's uid:gid) so that what it writes to
+    the scratch folder belongs to the caller; `--gpus all` is added when `box.gpus`.
+    """
+    lim = box.limits
+    user = user or f"{os.getuid()}:{os.getgid()}"
+    argv = ["docker", "run", "--rm", "--name", container_name(scratch), "--network", "none", "--read-only",
+            "--tmpfs", f"/tmp:rw,nosuid,nodev,size={lim.scratch_mb}m",
+            "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--pids-limit", str(lim.processes),
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", user,
+            "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONUNBUFFERED=1",
+            "-v", f"{job['submission']}:{SUBMISSION}:ro"]
+    if job.get("images"):
+        argv += ["-v", f"{job['images']}:{IMAGES}:ro"]
+    argv += ["-v", f"{scratch}:{SCRATCH}", "-w", SCRATCH]
+    if box.gpus:
+        argv += ["--gpus", "all"]
+    return argv + [box.image] + worker_argv("python", f"{SCRATCH}/job.json")
+
+
+def container_name(scratch: str | Path) -> str:
+    """The container's name, unique per scratch folder, so that the runner can `docker kill` it."""
+    return "harness-worker-" + re.sub(r"[^A-Za-z0-9_.-]", "-", Path(scratch).name)
+
+
+def python_mounts() -> list[str]:
+    """Folders the worker needs read-only: Python's prefixes, the site-packages of torch and numpy,
+    the user site when it is on sys.path, and the harness package itself (possibly an editable
+    checkout, of which only the package folder is exposed)."""
+    found = [sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()]
+    user_site = site.getusersitepackages()
+    if user_site in sys.path:
+        found.append(user_site)
+    for name in ("torch", "numpy"):
+        spec = importlib.util.find_spec(name)  # locates without importing
+        if spec is not None and spec.origin:
+            found.append(str(Path(spec.origin).resolve().parents[1]))
+    found.append(str(_package_dir()))
+    found += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")]
+    return _outermost(p for p in found if p and Path(p).is_dir())
+
+
+def parse_size(text: str | int) -> int:
+    """A memory size in MiB from `4096`, `512M`, `8G` or `1T` (a bare number is MiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"{text!r}: not a size; write e.g. 4096 (MiB), 512M or 8G")
+    scale = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2}[match.group(2).lower()]
+    mib = int(float(match.group(1)) * scale)
+    if mib < 1:
+        raise ConfigError(f"{text!r}: a size of at least 1 MiB is needed")
+    return mib
+
+
+def _inside_env(python: str, env) -> dict[str, str]:
+    out = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
+           "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(_package_dir().parent)}
+    out.update({k: env[k] for k in PASS_ENV if k in env})
+    return out
+
+
+def _system_mounts() -> list[str]:
+    """/usr and the top-level links into it (or folders) as on the host, and the loader's cache."""
+    argv = []
+    for path in _SYSTEM:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in _LDSO:
+        argv += ["--ro-bind-try", path, path]
+    return argv
+
+
+def _gpu_mounts() -> list[str]:
+    """NVIDIA device nodes and /sys (read-only) for CUDA, when this machine has them."""
+    nodes = sorted(str(p) for p in Path("/dev").glob("nvidia*") if not p.is_dir())
+    argv = [arg for node in nodes for arg in ("--dev-bind", node, node)]
+    return argv + ["--ro-bind", "/sys", "/sys"] if nodes else argv
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _outermost(paths) -> list[str]:
+    """Unique paths, dropping any that lies inside another, in first-seen order."""
+    unique = list(dict.fromkeys(os.path.normpath(p) for p in paths))
+    return [p for p in unique if not any(q != p and p.startswith(q.rstrip("/") + "/") for q in unique)]

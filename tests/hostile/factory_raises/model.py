@@ -1,0 +1,5 @@
+"""The factory fails."""
+
+
+def build_model():
+    raise ValueError("no model today")

@@ -1,0 +1,1 @@
+"""Never imported: the weights file named in the manifest is not there."""

@@ -1,0 +1,180 @@
+"""The hostile-submission suite (tests/hostile/), evaluated under bubblewrap in one `evaluate` call.
+
+Every case must end as a clear record (status and message), the harness must go on to the
+next submission, every record must be written, nothing may leak out of the sandbox and no
+process may outlive the evaluation. CI installs bubblewrap (.ci/run), so these run there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import sandbox
+from harness.record import read
+
+from .conftest import REPO, class_images, write_folder
+
+HOSTILE = Path(__file__).with_name("hostile")
+# case -> (status, a fragment of its message); the order is the evaluation's: killers in the middle.
+EXPECTED = {
+    "broken_yaml": ("invalid", "not valid YAML"),
+    "unknown_key": ("invalid", "compresion: unknown key"),
+    "missing_file": ("invalid", "file 'missing.pt' not found"),
+    "pickle_weights": ("invalid", "weights_only=True"),
+    "infinite_loop": ("error", "worker killed: time limit of"),
+    "factory_raises": ("error", "build_model() raised ValueError: no model today"),
+    "memory_hog": ("error", "worker killed: memory limit of 1200 MiB"),
+    "wrong_shape": ("invalid", "expected [16, 10]"),
+    "process_spawner": ("error", "worker killed: process limit of 48"),
+    "nan_output": ("error", "NaN"),
+    "log_flood": ("error", "worker killed: file size limit of 32 MiB"),
+    "state_mismatch": ("invalid", "missing keys: 1.bias"),
+    "network_call": ("error", "Network is unreachable"),
+    "forged_result": ("error", "worker returned a malformed result"),
+    "writes_outside": ("error", "of 5 writes outside the scratch folder succeeded"),  # and none reached the host
+    "label_thief": ("error", "no test labels found on disk"),
+}
+SUITE_RULES = {"isolation": "bwrap", "timeout_s": 30, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32}
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
+                                 reason=f"bubblewrap unusable here: {sandbox.bwrap_problem()}")
+
+
+class _Boom:
+    """A pickle that would run a shell command when loaded."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
+    """Copy every case under `root`, with the weights, targets and marker files the cases need."""
+    import torch
+
+    dirs = {}
+    for case in EXPECTED:
+        folder = shutil.copytree(HOSTILE / case, root / case)
+        dirs[case] = folder
+        if case in ("broken_yaml", "unknown_key", "missing_file"):
+            continue
+        if case == "pickle_weights":
+            (folder / "weights.pt").write_bytes(pickle.dumps(_Boom(root / "PWNED-pickle")))
+        elif case == "state_mismatch":
+            torch.save({"1.weight": torch.zeros(10, 3072), "extra": torch.zeros(1)}, folder / "weights.pt")
+        elif case == "wrong_shape":
+            torch.save({"1.weight": torch.zeros(7, 3072), "1.bias": torch.zeros(7)}, folder / "weights.pt")
+        else:
+            torch.save({}, folder / "weights.pt")  # the model has no parameters, or never gets to load them
+    (dirs["process_spawner"] / "marker.txt").write_text(marker)
+    (dirs["writes_outside"] / "targets.txt").write_text("\n".join(map(str, targets)))
+    return dirs
+
+
+def survivors(marker: str, scratch: Path) -> list[str]:
+    """Processes carrying the marker (command line or environment) or running in a scratch folder of `scratch`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = Path(f"/proc/{entry.name}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or marker.encode() in environ or str(scratch) in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """Evaluate every hostile case in one `python -m harness evaluate` call under bwrap."""
+    if sandbox.bwrap_problem() is not None:
+        pytest.skip(f"bubblewrap unusable here: {sandbox.bwrap_problem()}")
+    tmp = tmp_path_factory.mktemp("hostile")
+    marker = f"hostile-{uuid.uuid4().hex[:12]}"
+    cache, results, scratch = tmp / "cache", tmp / "results", tmp / "scratch"
+    scratch.mkdir()
+    targets = [REPO / f"{marker}.txt", Path.home() / f"{marker}.txt", results / f"{marker}.json",
+               cache / f"{marker}.labels.npy", tmp / "cases" / "writes_outside" / "PWNED"]
+    dirs = prepare(tmp / "cases", marker, targets)
+    data = write_folder(tmp / "data", *class_images())
+    config = tmp / "rules.yaml"
+    config.write_text(yaml.safe_dump(SUITE_RULES))
+    env = {**os.environ, "HARNESS_CACHE": str(cache), "TMPDIR": str(scratch)}
+    argv = [sys.executable, "-m", "harness", "evaluate", *map(str, dirs.values()), "--data", str(data),
+            "--results", str(results), "--config", str(config), "--json"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=900)
+        left = survivors(marker, scratch)
+        leaked = [str(t) for t in [*targets, tmp / "cases" / "PWNED-pickle"] if t.exists()]
+    finally:
+        for target in targets[:2]:
+            target.unlink(missing_ok=True)  # should never exist; never leave them behind
+    records = json.loads(done.stdout) if done.stdout.strip() else []
+    return {"done": done, "records": dict(zip(EXPECTED, records)), "list": records, "results": results,
+            "survivors": left, "leaked": leaked, "scratch": scratch, "dirs": dirs}
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.parametrize("case", list(EXPECTED))
+def test_each_case_ends_as_a_clear_record(suite, case):
+    status, fragment = EXPECTED[case]
+    rec = suite["records"].get(case)
+    assert rec is not None, suite["done"].stderr[-3000:]
+    assert rec["status"] == status and not rec["eligible"] and rec["reasons"]
+    assert any(fragment in e for e in rec["errors"]), rec["errors"]
+    assert rec["directory"] == str(suite["dirs"][case])
+    if case == "writes_outside":  # the repository and home are read-only or absent inside; /tmp is private
+        assert str(REPO) not in rec["errors"][0] and str(Path.home()) not in rec["errors"][0]
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_one_call_records_every_case_and_goes_on(suite):
+    done, records = suite["done"], suite["list"]
+    assert done.returncode == 3, done.stderr[-3000:]  # the worst status: an error
+    assert [Path(r["directory"]).name for r in records] == list(EXPECTED)  # none skipped, in order
+    files = sorted(suite["results"].glob("*.json"))
+    assert len(files) == len(EXPECTED)  # every record written, none lost, no forged one
+    assert sorted(read(f).directory for f in files) == sorted(str(d) for d in suite["dirs"].values())
+    ran = [r for r in records if r["status"] != "invalid" or "expected [16, 10]" in r["errors"][0]]
+    assert ran and all(r["provenance"]["isolation"] == "bwrap" for r in ran)
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_no_process_outlives_the_evaluation_and_nothing_leaks(suite):
+    assert suite["survivors"] == []
+    assert suite["leaked"] == []
+    assert list(suite["scratch"].iterdir()) == []  # every scratch folder removed
+
+
+def test_the_label_thief_really_cheats_without_a_sandbox(tmp_path):
+    """Under `none` the thief finds the labels beside the images and scores 100 %: the sandbox is what stops it."""
+    import torch
+
+    folder = shutil.copytree(HOSTILE / "label_thief", tmp_path / "label_thief")
+    torch.save({}, folder / "weights.pt")
+    data = write_folder(tmp_path / "data", *class_images())
+    argv = [sys.executable, "-m", "harness", "evaluate", str(folder), "--data", str(data),
+            "--results", str(tmp_path / "r"), "--isolation", "none", "--json"]
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    rec = json.loads(done.stdout)
+    assert rec["status"] == "ok" and rec["accuracy"] == 1.0, rec["errors"]
+    assert rec["provenance"]["isolation"] == "none"

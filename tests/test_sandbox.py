@@ -1,0 +1,287 @@
+"""The sandbox: composed command lines (bwrap, docker), the view from inside, the limits, the Docker image."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import runner, sandbox
+from harness.cli import main
+from harness.config import load_rules, with_overrides
+from harness.errors import ConfigError
+from harness.evaluate import judge
+from harness.sandbox import Limits, Sandbox
+
+from .conftest import REPO
+from .test_hostile import needs_bwrap, survivors
+
+JOB = {"submission": "/subs/a", "images": "/cache/abc.images.npy", "code": "model.py"}
+SCRATCH = "/tmp/harness-x1"
+
+
+def box(kind="bwrap", device="cpu", gpus=False, **limits) -> Sandbox:
+    lim = {"timeout_s": 60, "memory_mb": 4096, "processes": 128, "scratch_mb": 256, **limits}
+    return Sandbox(kind=kind, limits=Limits(**lim), device=device, image="img:1", gpus=gpus)
+
+
+def triples(argv: list[str]) -> list[tuple[str, str, str]]:
+    return [tuple(argv[i:i + 3]) for i in range(len(argv) - 2) if argv[i].startswith("--")]
+
+
+def test_inside_rewrites_the_paths_of_the_job():
+    assert sandbox.inside({**JOB, "out": "/x"}) == {**JOB, "submission": "/submission", "images": "/data/images.npy",
+                                                   "out": "/scratch"}
+    assert sandbox.inside({**JOB, "images": None})["images"] is None  # profile: no images at all
+
+
+def test_bwrap_argv_exposes_only_the_environment_the_submission_the_images_file_and_scratch():
+    env = {"OMP_NUM_THREADS": "2", "SECRET_TOKEN": "hunter2", "HARNESS_CACHE": "/cache"}
+    argv = sandbox.bwrap_argv(JOB, SCRATCH, box(), python="/opt/py/bin/python3", mounts=["/opt/py", "/src/harness"],
+                              env=env)
+    assert argv[:7] == ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                        "--clearenv"]
+    assert argv[argv.index("--"):] == ["--", "/opt/py/bin/python3", "-m", "harness.worker", "/scratch/job.json"]
+    inner = {k: v for flag, k, v in triples(argv) if flag == "--setenv"}
+    assert set(inner) <= {"PATH", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONDONTWRITEBYTECODE",
+                          "PYTHONUNBUFFERED", "PYTHONPATH", *sandbox.PASS_ENV}
+    assert inner["OMP_NUM_THREADS"] == "2" and inner["HOME"] == "/tmp" and "SECRET_TOKEN" not in inner
+    binds = [t for t in triples(argv) if t[0] in ("--bind", "--ro-bind", "--dev-bind", "--bind-try")]
+    assert ("--ro-bind", "/opt/py", "/opt/py") in binds and ("--ro-bind", "/src/harness", "/src/harness") in binds
+    assert ("--ro-bind", "/subs/a", "/submission") in binds
+    assert ("--ro-bind", "/cache/abc.images.npy", "/data/images.npy") in binds  # the file, never its folder
+    assert [t for t in binds if t[0] != "--ro-bind"] == [("--bind", SCRATCH, "/scratch")]  # the only writable one
+    assert "/cache" not in argv and not any("labels" in a for a in argv) and "--share-net" not in argv
+    size = str(256 * 2**20)
+    assert ("--size", size, "--tmpfs") in triples(argv) and argv.count("--tmpfs") == 2
+    assert argv.index("--remount-ro") > max(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind"))
+    profile = sandbox.bwrap_argv({**JOB, "images": None}, SCRATCH, box(), python="/p", mounts=[], env={})
+    assert "/data/images.npy" not in profile
+
+
+def test_docker_argv_is_composed_exactly():
+    argv = sandbox.docker_argv(JOB, SCRATCH, box("docker", gpus=True), user="1000:1000")
+    assert argv == [
+        "docker", "run", "--rm", "--name", "harness-worker-harness-x1", "--network", "none", "--read-only",
+        "--tmpfs", "/tmp:rw,nosuid,nodev,size=256m", "--memory", "4096m", "--memory-swap", "4096m",
+        "--pids-limit", "128", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
+        "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONUNBUFFERED=1",
+        "-v", "/subs/a:/submission:ro", "-v", "/cache/abc.images.npy:/data/images.npy:ro",
+        "-v", "/tmp/harness-x1:/scratch", "-w", "/scratch", "--gpus", "all",
+        "img:1", "python", "-m", "harness.worker", "/scratch/job.json"]
+    plain = sandbox.docker_argv({**JOB, "images": None}, SCRATCH, box("docker"))
+    assert "--gpus" not in plain and "/data/images.npy" not in " ".join(plain)
+    assert plain[plain.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    assert runner.command(JOB, Path(SCRATCH), box("docker")) == sandbox.docker_argv(JOB, SCRATCH, box("docker"))
+
+
+def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch):
+    """No engine runs here: a fake `docker` records its arguments and the job, and dies like an OOM kill."""
+    calls = tmp_path / "calls.jsonl"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, sys
+        args = sys.argv[1:]
+        job = None
+        if args[0] == "run":
+            scratch = next(v.split(":")[0] for v in args if v.endswith(":/scratch"))
+            job = json.load(open(scratch + "/job.json"))
+        with open({str(calls)!r}, "a") as f:
+            f.write(json.dumps({{"args": args, "job": job}}) + "\\n")
+        sys.exit(137 if args[0] == "run" else 0)
+        """))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    out = runner.run({**JOB, "submission": str(tmp_path)}, box("docker"))
+    assert out.killed and "memory limit of 4096 MiB" in out.killed and out.result is None
+    run_call, kill_call = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert run_call["args"][:2] == ["run", "--rm"] and f"{tmp_path}:/submission:ro" in run_call["args"]
+    assert run_call["job"]["submission"] == "/submission" and run_call["job"]["out"] == "/scratch"
+    assert run_call["job"]["images"] == "/data/images.npy"
+    name = run_call["args"][run_call["args"].index("--name") + 1]
+    assert kill_call["args"] == ["kill", name]  # the container is killed even though the client exited
+
+
+def test_choose_resolves_auto_and_refuses_what_is_missing(monkeypatch):
+    rules = load_rules()
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bwrap (bubblewrap) is not installed")
+    chosen = sandbox.choose(rules)
+    assert chosen.kind == "none" and "not sandboxed: bwrap (bubblewrap) is not installed" in chosen.warning
+    with pytest.raises(sandbox.SandboxError, match="apt-get install bubblewrap"):
+        sandbox.choose(with_overrides(rules, isolation="bwrap"))
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    with pytest.raises(sandbox.SandboxError, match="no `docker` command"):
+        sandbox.choose(with_overrides(rules, isolation="docker"))
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: None)
+    limited = sandbox.choose(with_overrides(rules, timeout_s=5, memory_mb=512, max_processes=8), "cpu")
+    assert (limited.kind, limited.warning, limited.device) == ("bwrap", None, "cpu")
+    assert limited.limits == Limits(timeout_s=5, memory_mb=512, processes=8, scratch_mb=512)
+
+
+def test_sizes_and_overrides():
+    assert [sandbox.parse_size(s) for s in ("4096", "512M", "8G", "8g", "1.5GiB", "1T")] == [
+        4096, 512, 8192, 8192, 1536, 2**20]
+    for bad in ("lots", "-1", "0"):
+        with pytest.raises(ConfigError):
+            sandbox.parse_size(bad)
+    with pytest.raises(ConfigError, match="memory_mb"):
+        with_overrides(load_rules(), memory_mb=10)
+    assert with_overrides(load_rules(), timeout_s=None) == load_rules()
+
+
+def test_cli_sandbox_options(capsys, monkeypatch, oracle, tmp_path):
+    assert main(["profile", str(oracle), "--memory", "lots"]) == 2
+    assert "not a size" in capsys.readouterr().err
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bwrap (bubblewrap) is not installed")
+    assert main(["profile", str(oracle), "--isolation", "bwrap"]) == 3
+    assert "isolation bwrap: bwrap (bubblewrap) is not installed" in capsys.readouterr().err
+    assert main(["profile", str(oracle), "--json", "--timeout", "120", "--memory", "2G", "--processes", "64"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["provenance"]["isolation"] == "none" and rec["warnings"][0].startswith("not sandboxed: bwrap")
+    assert {k: rec["provenance"]["rules"][k] for k in ("timeout_s", "memory_mb", "max_processes")} == {
+        "timeout_s": 120, "memory_mb": 2048, "max_processes": 64}
+
+
+def _script_worker(monkeypatch, script: str, *args: str) -> None:
+    """Make the runner start `script` (python -c) instead of the real worker, in any isolation."""
+    monkeypatch.setattr(sandbox, "worker_argv", lambda python, job: [python, "-c", textwrap.dedent(script), *args])
+
+
+SPAWN = """
+import os, subprocess, sys, time
+env = {**os.environ, "HOSTILE_MARKER": sys.argv[1]}
+for _ in range(300):
+    subprocess.Popen(["/bin/sh", "-c", "sleep 600; exit 0", sys.argv[1]], env=env, start_new_session=True)
+    time.sleep(0.01)
+"""
+HOG = """
+hoard = []
+for _ in range(60):
+    hoard.append(b"x" * (20 * 2**20))
+"""
+
+
+@pytest.mark.parametrize("isolation", ["none", "bwrap"])
+@pytest.mark.parametrize("limit", ["time", "memory", "processes"])
+def test_limits_kill_the_whole_tree(monkeypatch, tmp_path, isolation, limit):
+    if isolation == "bwrap" and sandbox.bwrap_problem():
+        pytest.skip(sandbox.bwrap_problem())
+    marker = f"limit-{uuid.uuid4().hex[:12]}"
+    script = {"time": "import time; time.sleep(600)", "memory": HOG, "processes": SPAWN}[limit]
+    _script_worker(monkeypatch, script, marker)
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
+    job = {"submission": str(tmp_path), "images": None}
+    out = runner.run(job, box(isolation, timeout_s=4 if limit == "time" else 60, memory_mb=300, processes=24))
+    expected = {"time": "time limit of 4 s", "memory": "memory limit of 300 MiB", "processes": "process limit of 24"}
+    assert out.killed and out.killed.startswith(expected[limit]), (out.killed, out.log)
+    assert survivors(marker, tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_result_files_the_worker_may_have_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "result.json"
+    assert runner._read_result(path) == (None, None)
+    os.mkfifo(path)  # would block a plain open() forever
+    assert "not a plain file" in runner._read_result(path)[1]
+    path.unlink()
+    path.symlink_to("/etc/hostname")
+    assert runner._read_result(path)[0] is None and runner._read_result(path)[1]
+    path.unlink()
+    path.write_text("[1, 2]")
+    assert "not a mapping" in runner._read_result(path)[1]
+    monkeypatch.setattr(runner, "MAX_RESULT_BYTES", 3)
+    assert "over the" in runner._read_result(path)[1]
+
+
+@needs_bwrap
+def test_the_view_from_inside_the_sandbox(tmp_path):
+    """Inside: the images file only (no labels, no cache folder), nothing else of the repository or of
+    home, no network, no writes but to the scratch folder and a private /tmp, an empty environment."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "abc.images.npy").write_bytes(b"images")
+    (cache / "abc.labels.npy").write_bytes(b"labels")
+    sub, scratch = tmp_path / "sub", tmp_path / "scratch"
+    sub.mkdir()
+    scratch.mkdir()
+    (sub / "probe.py").write_text(PROBE)
+    mounts = sandbox.python_mounts()
+    home = [str(p) for p in Path.home().iterdir()
+            if not any(m == str(p) or m.startswith(f"{p}/") for m in mounts)]
+    tmp_name = f"/tmp/probe-{uuid.uuid4().hex[:8]}"
+    args = {"labels": str(cache / "abc.labels.npy"), "cache": str(cache), "repo": str(REPO), "home": home,
+            "tmp": tmp_name}
+    argv = sandbox.bwrap_argv({"submission": str(sub), "images": str(cache / "abc.images.npy")}, scratch, box())
+    argv = argv[:argv.index("--") + 1] + [sys.executable, "/submission/probe.py", json.dumps(args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "SECRET": "x"})
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["data"] == ["images.npy"] and seen["images"] == "images"
+    assert not seen["labels"] and not seen["cache"] and seen["home"] == []
+    assert seen["repo"] in (None, ["harness"])  # an editable install exposes its package folder, nothing else
+    assert "Network is unreachable" in seen["net"] and seen["interfaces"] == ["lo"]
+    assert seen["writes"].pop("/scratch/x") == "ok" and seen["writes"].pop(tmp_name) == "ok"
+    assert all(v != "ok" for v in seen["writes"].values()), seen["writes"]
+    assert (scratch / "x").exists() and not Path(tmp_name).exists() and not (sub / "x").exists()
+    assert "SECRET" not in seen["env"] and "HARNESS_CACHE" not in seen["env"]
+    assert len(seen["pids"]) <= 3  # its own PID namespace: bwrap's init and the probe
+
+
+PROBE = """
+import json, os, socket, sys
+from pathlib import Path
+
+args = json.loads(sys.argv[1])
+seen = {"data": sorted(os.listdir("/data")), "images": Path("/data/images.npy").read_text(),
+        "labels": os.path.exists(args["labels"]), "cache": os.path.exists(args["cache"]),
+        "repo": sorted(os.listdir(args["repo"])) if os.path.isdir(args["repo"]) else None,
+        "home": [p for p in args["home"] if os.path.lexists(p)],
+        "interfaces": [name for _, name in socket.if_nameindex()],
+        "env": sorted(os.environ), "pids": [p for p in os.listdir("/proc") if p.isdigit()]}
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=5)
+    seen["net"] = "connected"
+except OSError as err:
+    seen["net"] = str(err)
+seen["writes"] = {}
+for path in ["/submission/x", "/x", "/data/x", args["repo"] + "/x", args["repo"] + "/harness/x", "/usr/x",
+             "/scratch/x", args["tmp"]]:
+    try:
+        Path(path).write_text("x")
+        seen["writes"][path] = "ok"
+    except OSError as err:
+        seen["writes"][path] = err.strerror
+print(json.dumps(seen))
+"""
+
+
+def test_without_bwrap_auto_runs_unconfined_and_says_so(monkeypatch, oracle):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bwrap (bubblewrap) is not installed")
+    rec = judge(oracle, None, load_rules())
+    assert rec.status == "ok" and rec.provenance.isolation == "none"
+    assert rec.warnings[0].startswith("not sandboxed: bwrap (bubblewrap) is not installed")
+
+
+def test_dockerfile_installs_the_project_like_ci():
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE=pytorch/pytorch:(\d+)\.(\d+)\.\d+-cuda[\d.]+-cudnn\d+-runtime$", dockerfile, re.M)
+    assert base and re.search(r"^FROM \$\{?BASE\}?", dockerfile, re.M)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    floor = re.search(r'"torch>=(\d+)\.(\d+)"', pyproject)
+    assert tuple(map(int, base.groups())) >= tuple(map(int, floor.groups()))  # the image's torch satisfies it
+    for needed in ("pyproject.toml", "README.md", "harness"):  # what `pip install .` reads (readme, packages)
+        assert re.search(rf"^COPY .*\b{re.escape(needed)}\b", dockerfile, re.M), needed
+    ci = (REPO / ".ci" / "run").read_text()
+    extras = re.search(r"pip install [^\n]*-e '(\.\[\w+\])'", ci).group(1)
+    assert re.search(rf"pip install [^\n]*'{re.escape(extras)}'", dockerfile)  # same project, same extras
+    readme = (REPO / "docker" / "README.md").read_text()
+    assert f"docker build -f docker/Dockerfile -t {load_rules().docker_image.split(':')[0]} ." in readme
+    assert "--gpus all" in readme
