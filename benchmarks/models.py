@@ -2,7 +2,7 @@
 
 `small` is close to the issue's measured reference point: widths 32/128/256, BN + GELU,
 max-pooling (1.07 M parameters, 48 M MACs). `resnet18` is the CIFAR variant
-(3x3 stem, no max-pool; 11,173,962 parameters, 556.7 M MACs).
+(3x3 stem, no max-pool; 11,173,962 parameters, 555.4 M MACs).
 """
 
 from torch import nn

@@ -29,7 +29,8 @@ class Rules(BaseModel):
     flip_subset: Annotated[int, Field(ge=0)] = Field(1000, description="images in the flip check subset")
     flip_gap: Annotated[float, Field(ge=0, le=1)] = Field(0.05, description="flip accuracy gap that is flagged")
     probe_images: Annotated[int, Field(ge=1, le=1024)] = Field(16, description="images for activation bits")
-    batch_size: Annotated[int, Field(ge=1)] = Field(500, description="images per forward pass")
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="images per forward pass; unset: chosen for the device (CPU 250, CUDA 1000)")
     timeout_s: Positive = Field(1800, description="worker wall-clock limit, seconds")
     isolation: Literal["auto", "none", "bwrap", "docker"] = Field(
         "auto", description="where the worker runs; auto: bwrap when it works here, else none (with a warning)")

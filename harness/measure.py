@@ -84,6 +84,23 @@ def predict(model: nn.Module, images, prep, batch: int) -> list[int]:
     return torch.cat(preds).tolist() if preds else []
 
 
+def channels_last(model: nn.Module, x: torch.Tensor) -> bool:
+    """Store the model's 4-D weights channels_last when it still runs so on `x`; True if it does.
+
+    The convolutions then work in NHWC order whatever the input's order: a contiguous NCHW batch
+    costs no more than an NHWC one (otherwise copying the images into NCHW order costs 40 % of a
+    CPU forward pass; benchmarks/bench_eval.py). A model whose own code needs contiguous
+    weights (a `.view()` of a weight, say) stays as it was."""
+    model.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode():
+            model(x)
+        return True
+    except Exception:  # noqa: BLE001 - the layout is an optimisation: any failure means keep the original
+        model.to(memory_format=torch.contiguous_format)
+        return False
+
+
 @contextmanager
 def rounding(enabled: bool):
     """Round the activation inputs of conv/matmul operations to float16 values, when enabled."""

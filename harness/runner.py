@@ -75,7 +75,7 @@ def run(job: dict, box: Sandbox | float) -> Outcome:
         host_job = {**job, "out": str(folder)}
         (folder / "job.json").write_text(json.dumps(host_job if box.kind == "none" else sandbox.inside(job)))
         log_path = folder / "worker.log"
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **sandbox.WORKER_ENV}
         start = time.perf_counter()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(command(host_job, folder, box), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
@@ -201,6 +201,22 @@ def _scan() -> dict[int, tuple]:
             continue
         table[int(entry.name)] = (int(fields[1]), int(fields[17]), int(fields[21]) * _PAGE, int(fields[19]), fields[0])
     return table
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process `root` and all its descendants now (0 once it is gone)."""
+    table = _scan()
+    children: dict[int, list[int]] = {}
+    for pid, row in table.items():
+        children.setdefault(row[0], []).append(pid)
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in table and pid not in seen:
+            seen.add(pid)
+            total += table[pid][2]
+            todo += children.get(pid, [])
+    return total
 
 
 def _memory(tree: dict) -> int:

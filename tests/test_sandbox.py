@@ -51,7 +51,7 @@ def test_bwrap_argv_exposes_only_the_environment_the_submission_the_images_file_
     assert argv[argv.index("--"):] == ["--", "/opt/py/bin/python3", "-m", "harness.worker", "/scratch/job.json"]
     inner = {k: v for flag, k, v in triples(argv) if flag == "--setenv"}
     assert set(inner) <= {"PATH", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONDONTWRITEBYTECODE",
-                          "PYTHONUNBUFFERED", "PYTHONPATH", *sandbox.PASS_ENV}
+                          "PYTHONUNBUFFERED", "PYTHONPATH", *sandbox.PASS_ENV, *sandbox.WORKER_ENV}
     assert inner["OMP_NUM_THREADS"] == "2" and inner["HOME"] == "/tmp" and "SECRET_TOKEN" not in inner
     binds = [t for t in triples(argv) if t[0] in ("--bind", "--ro-bind", "--dev-bind", "--bind-try")]
     assert ("--ro-bind", "/opt/py", "/opt/py") in binds and ("--ro-bind", "/src/harness", "/src/harness") in binds
@@ -73,6 +73,7 @@ def test_docker_argv_is_composed_exactly():
         "--tmpfs", "/tmp:rw,nosuid,nodev,size=256m", "--memory", "4096m", "--memory-swap", "4096m",
         "--pids-limit", "128", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
         "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONUNBUFFERED=1",
+        "-e", "MALLOC_MMAP_THRESHOLD_=1073741824", "-e", "MALLOC_TRIM_THRESHOLD_=134217728",
         "-v", "/subs/a:/submission:ro", "-v", "/cache/abc.images.npy:/data/images.npy:ro",
         "-v", "/tmp/harness-x1:/scratch", "-w", "/scratch", "--gpus", "all",
         "img:1", "python", "-m", "harness.worker", "/scratch/job.json"]

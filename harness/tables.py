@@ -1,0 +1,257 @@
+"""The leaderboard's tables: Markdown, CSV and the self-contained web page (`index.html`).
+
+Pure functions from a ranked `leaderboard.Board` to text. The page embeds the plot as an SVG
+data URI and sorts its tables with a small inline script: it works from a file, offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import math
+from datetime import datetime, timezone
+from string import Template
+from typing import TYPE_CHECKING
+
+from . import record as rec_io
+
+if TYPE_CHECKING:
+    from .leaderboard import Board, Row
+
+
+def to_markdown(board: Board) -> str:
+    """The ranking as Markdown tables: ranked teams, then the others, then skipped records."""
+    lines = ["# Leaderboard", "", _summary(board), "", *_md_table(_columns(board), board.ranked)]
+    if not board.ranked:
+        lines.append("\n*No eligible submission yet.*")
+    if board.unranked:
+        lines += ["", "## Not ranked (no eligible submission)", "", *_md_table(_OTHER_COLUMNS, board.unranked)]
+    if board.collection.skipped:
+        lines += ["", "## Records that could not be read (skipped)", ""]
+        lines += [f"- `{s.path.name}`: {_md_escape(s.problem)}" for s in board.collection.skipped]
+    lines += ["", f"Score = params term + ops term, lower is better; eligible = accuracy ≥ "
+                  f"{board.rules.accuracy_threshold:.0%} and every claim verified. ResNet18 float16 scores "
+                  f"{board.reference:.2f}. Declared: structured + unstructured pruning, weight / activation bits.", ""]
+    return "\n".join(lines)
+
+
+def to_csv(board: Board) -> str:
+    """One row per team in ranking order (unranked teams last, rank empty), with a header row."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["rank", "team", "submission", "accuracy", "params", "macs", "structured_pruning",
+                     "unstructured_pruning", "weight_bits", "activation_bits", "params_term", "ops_term", "score",
+                     "submissions", "last_submitted", "flip_flagged", "reason"])
+    for row in board.ranked + board.unranked:
+        cells: list = [row.rank or "", _csv_text(row.team)]
+        if row.best is not None:
+            r = row.best.record
+            d = r.declared or rec_io.Compression()
+            cells += [_csv_text(r.name), f"{r.accuracy:.6f}", r.params, r.macs, d.structured_pruning,
+                      d.unstructured_pruning, d.weight_bits, d.activation_bits, f"{r.score.params_term:.6f}",
+                      f"{r.score.ops_term:.6f}", f"{r.score.total:.6f}"]
+        else:
+            cells += [""] * 11
+        flagged = bool(row.best and row.best.record.flip and row.best.record.flip.flagged)
+        cells += [row.submissions, row.last.astimezone(timezone.utc).isoformat(timespec="seconds"), "yes" if flagged else "", _csv_text(row.reason)]
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+def to_html(board: Board, svg: bytes) -> str:
+    """A self-contained page: the plot (embedded SVG) and the sortable tables; no network."""
+    ranked = _html_table("ranking", _columns(board), board.ranked, "No eligible submission yet.")
+    other = ""
+    if board.unranked:
+        other = "<h2>Not ranked: no eligible submission</h2>\n" + _html_table("others", _OTHER_COLUMNS,
+                                                                                board.unranked, "")
+    skipped = ""
+    if board.collection.skipped:
+        items = "".join(f"<li><code>{html.escape(s.path.name)}</code>: {html.escape(s.problem)}</li>"
+                        for s in board.collection.skipped)
+        skipped = f"<h2>Records that could not be read (skipped)</h2>\n<ul class=\"skipped\">{items}</ul>"
+    image = base64.b64encode(svg).decode("ascii")
+    return _PAGE.substitute(summary=html.escape(_summary(board)), image=image, ranked=ranked, other=other,
+                            skipped=skipped, threshold=f"{board.rules.accuracy_threshold:.0%}",
+                            reference=f"{board.reference:.2f}")
+
+
+# -- columns: (header, kind for sorting, first sort direction, value for sorting, text shown) -------------
+
+def _best(attr):
+    return lambda row: None if row.best is None else attr(row.best.record)
+
+
+def _declared(row: Row):
+    return (row.best.record.declared or rec_io.Compression()) if row.best else None
+
+
+_COLUMNS = [
+    ("#", "num", "asc", lambda r: r.rank, lambda r: str(r.rank)),
+    ("team", "text", "asc", lambda r: r.team, lambda r: r.team),
+    ("submission", "text", "asc", _best(lambda x: x.name), _best(lambda x: x.name)),
+    ("accuracy", "num", "desc", _best(lambda x: x.accuracy), _best(lambda x: f"{x.accuracy:.2%}")),
+    ("w (params)", "num", "asc", _best(lambda x: x.params), _best(lambda x: _count(x.params))),
+    ("f (MACs)", "num", "asc", _best(lambda x: x.macs), _best(lambda x: _count(x.macs))),
+    ("pruning s + u", "num", "desc", lambda r: _declared(r).structured_pruning + _declared(r).unstructured_pruning,
+     lambda r: f"{_declared(r).structured_pruning:.2f} + {_declared(r).unstructured_pruning:.2f}"),
+    ("bits w / a", "num", "asc", lambda r: _declared(r).weight_bits + _declared(r).activation_bits / 100,
+     lambda r: f"{_declared(r).weight_bits} / {_declared(r).activation_bits}"),
+    ("params term", "num", "asc", _best(lambda x: x.score.params_term), _best(lambda x: f"{x.score.params_term:.4f}")),
+    ("ops term", "num", "asc", _best(lambda x: x.score.ops_term), _best(lambda x: f"{x.score.ops_term:.4f}")),
+    ("score", "num", "asc", _best(lambda x: x.score.total), _best(lambda x: f"{x.score.total:.4f}")),
+    ("submissions", "num", "desc", lambda r: r.submissions, lambda r: str(r.submissions)),
+    ("last (UTC)", "num", "desc", lambda r: r.last.timestamp(), lambda r: _when(r.last, "%b %d %H:%M")),
+    ("notes", "text", "asc", lambda r: _notes(r), lambda r: _notes(r)),
+]
+
+_OTHER_COLUMNS = [
+    ("team", "text", "asc", lambda r: r.team, lambda r: r.team),
+    ("submissions", "num", "desc", lambda r: r.submissions, lambda r: str(r.submissions)),
+    ("last (UTC)", "num", "desc", lambda r: r.last.timestamp(), lambda r: _when(r.last, "%b %d %H:%M")),
+    ("reason", "text", "asc", lambda r: r.reason, lambda r: r.reason),
+]
+
+
+def _columns(board: Board) -> list:
+    """The ranking's columns; "notes" only when a row has one."""
+    return _COLUMNS if any(_notes(r) for r in board.ranked) else _COLUMNS[:-1]
+
+
+def _notes(row: Row) -> str:
+    flip = row.best.record.flip if row.best else None
+    return "flip check flagged" if flip is not None and flip.flagged else ""
+
+
+def _summary(board: Board) -> str:
+    c = board.collection
+    text = (f"{len(board.ranked)} team{'s' if len(board.ranked) != 1 else ''} ranked, {len(board.unranked)} "
+            f"without an eligible submission; "
+            f"{len(c.entries)} evaluations; updated {_when(board.generated)}")
+    if c.skipped:
+        text += f"; {len(c.skipped)} unreadable record{'s' if len(c.skipped) != 1 else ''} skipped"
+    return text
+
+
+def _when(t: datetime, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    return t.astimezone(timezone.utc).strftime(fmt)
+
+
+def _count(n: int | None) -> str:
+    if n is None:
+        return ""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_row(cells) -> str:
+    return "| " + " | ".join(_md_escape(c or "") for c in cells) + " |"
+
+
+def _md_table(columns, rows: list[Row]) -> list[str]:
+    return [_md_row(c[0] for c in columns), _md_row("---:" if c[1] == "num" else "---" for c in columns),
+            *(_md_row(c[4](row) for c in columns) for row in rows)]
+
+
+def _csv_text(text: str) -> str:
+    """Keep spreadsheets from reading a team's text as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _html_table(ident: str, columns, rows: list[Row], empty: str) -> str:
+    head = "".join(f'<th scope="col" data-kind="{kind}" data-first="{first}" tabindex="0" aria-sort="none">'
+                   f'{html.escape(h)}<span class="arrow" aria-hidden="true"></span></th>'
+                   for h, kind, first, _, _ in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for _, kind, _, value, show in columns:
+            v = value(row)
+            v = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+            cells.append(f'<td class="{kind}" data-value="{html.escape(str(v), quote=True)}">'
+                         f'{html.escape(show(row) or "")}</td>')
+        top = f' class="top{row.rank}"' if row.rank is not None and row.rank <= 3 else ""
+        body.append(f"<tr{top}>" + "".join(cells) + "</tr>")
+    if not rows and empty:
+        body.append(f'<tr class="empty"><td colspan="{len(columns)}">{html.escape(empty)}</td></tr>')
+    return (f'<div class="scroll"><table id="{ident}" class="sortable"><thead><tr>{head}</tr></thead>\n'
+            f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>")
+
+
+_PAGE = Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>CIFAR-10 compression challenge: leaderboard</title>
+<style>
+body { font: 20px/1.4 system-ui, "DejaVu Sans", sans-serif; margin: 1.5em auto; max-width: 1900px;
+       padding: 0 1em; color: #1a1a1a; background: #fff; }
+h1 { font-size: 2.2em; margin: 0 0 .2em; } h2 { font-size: 1.5em; margin-top: 1.6em; }
+.summary, .legend { color: #444; } figure { margin: 1em 0; } figure img { width: 100%; height: auto; }
+.scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-size: 18px; }
+th, td { padding: .4em .45em; border-bottom: 1px solid #ddd; } td { white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #24415e; color: #fff; cursor: pointer; user-select: none; text-align: left; }
+th:hover, th:focus { background: #34618e; outline: none; }
+th .arrow::after { content: ""; margin-left: .3em; }
+th[aria-sort=ascending] .arrow::after { content: "\\25B2"; }
+th[aria-sort=descending] .arrow::after { content: "\\25BC"; }
+tbody tr:nth-child(even) { background: #f3f6f9; } tbody tr:hover { background: #e2ecf6; }
+tr.top1 td:first-child { background: #f5d76e; } tr.top2 td:first-child { background: #d5d8dc; }
+tr.top3 td:first-child { background: #e3b58a; } #others td:last-child { white-space: normal; }
+.skipped { color: #8a1c1c; }
+</style></head>
+<body>
+<h1>CIFAR-10 compression challenge: leaderboard</h1>
+<p class="summary">$summary</p>
+<figure><img id="plot" alt="Test accuracy against score (log scale) of every evaluated submission"
+ src="data:image/svg+xml;base64,$image"></figure>
+<p class="legend">Lower score is better. Eligible: accuracy at least $threshold and every claim verified.
+ResNet18 in float16 scores $reference. Click a column header to sort; click again to reverse.</p>
+$ranked
+$other
+$skipped
+<script>
+(function () {
+  "use strict";
+  function key(cell, kind) {
+    var v = cell.getAttribute("data-value");
+    if (v === null || v === "") { return null; }
+    return kind === "num" ? parseFloat(v) : v.toLowerCase();
+  }
+  function sortTable(table, th, col) {
+    var kind = th.getAttribute("data-kind"), now = th.getAttribute("aria-sort");
+    var dir = now === "none" ? (th.getAttribute("data-first") === "desc" ? "descending" : "ascending")
+                             : (now === "ascending" ? "descending" : "ascending");
+    var sign = dir === "ascending" ? 1 : -1, body = table.tBodies[0];
+    var rows = Array.prototype.filter.call(body.rows, function (r) { return !r.classList.contains("empty"); });
+    rows.map(function (r) { return { row: r, k: key(r.cells[col], kind), i: +r.getAttribute("data-order") }; })
+      .sort(function (a, b) {
+        if (a.k === null || b.k === null) { return a.k === b.k ? a.i - b.i : (a.k === null ? 1 : -1); }
+        var c = kind === "num" ? a.k - b.k : a.k.localeCompare(b.k);
+        return c !== 0 ? sign * c : a.i - b.i;
+      })
+      .forEach(function (x) { body.appendChild(x.row); });
+    Array.prototype.forEach.call(th.parentNode.cells, function (h) { h.setAttribute("aria-sort", "none"); });
+    th.setAttribute("aria-sort", dir);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (r, i) { r.setAttribute("data-order", i); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+      th.addEventListener("click", function () { sortTable(table, th, col); });
+      th.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortTable(table, th, col); }
+      });
+    });
+  });
+}());
+</script>
+</body></html>
+""")
