@@ -14,7 +14,6 @@ quiet machine; it is not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys

@@ -86,6 +86,7 @@ class Row:
     submissions: int
     last: datetime
     reason: str = ""
+    closest: Entry | None = None  # unranked: the attempt nearest to eligible (the one `reason` describes)
 
 
 @dataclass
@@ -145,7 +146,8 @@ def rank(collection: Collection) -> tuple[list[Row], list[Row]]:
         if good:
             ranked.append(Row(team, None, min(good, key=_rank_key), len(entries), last))
         else:
-            unranked.append(Row(team, None, None, len(entries), last, _reason(entries)))
+            near = _closest(entries)
+            unranked.append(Row(team, None, None, len(entries), last, _reason(near), near))
     ranked.sort(key=lambda row: (*_rank_key(row.best), row.team))
     ranked = [Row(r.team, i, r.best, r.submissions, r.last) for i, r in enumerate(ranked, 1)]
     unranked.sort(key=lambda row: (row.team.casefold(), row.team))
@@ -190,14 +192,20 @@ def _rank_key(e: Entry) -> tuple:
     return (round(e.record.score.total, TIE_DECIMALS), -e.record.accuracy, e.time, e.path.name)
 
 
-def _reason(entries: list[Entry]) -> str:
-    """Why a team is not ranked: the reasons (and first error) of its closest attempt."""
+def _closest(entries: list[Entry]) -> Entry:
+    """A team's attempt nearest to eligible: a scored one first, then the highest accuracy, then
+    the lowest score, then the latest."""
     def closeness(e: Entry):
         r = e.record
         scored = r.status == "ok" and r.accuracy is not None and r.score is not None
         return (not scored, -(r.accuracy or 0.0), r.score.total if r.score else math.inf, -e.time.timestamp())
 
-    r = min(entries, key=closeness).record
+    return min(entries, key=closeness)
+
+
+def _reason(entry: Entry) -> str:
+    """Why a team is not ranked: the reasons (and first error) of its closest attempt."""
+    r = entry.record
     parts = list(r.reasons) or (["not eligible"] if r.status == "ok" else [f"status {r.status}"])
     if r.errors:
         parts.append(_first_line(r.errors[0], 120))

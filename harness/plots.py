@@ -2,7 +2,8 @@
 
 `save_leaderboard` draws every evaluated submission (eligible filled, not eligible hollow),
 the accuracy threshold, the Pareto front of the eligible points, the ResNet18 float16
-reference score and each ranked team's best, labelled. `save_team` draws one team's
+reference score and each ranked team's best, labelled (then, in grey, the closest attempt of
+each team with no eligible submission, when there are at most 30 of them). `save_team` draws one team's
 submissions over time for a class presentation (slide-sized PNG and PDF). Labels are
 placed by `place_labels`, a small deterministic routine that tries candidate positions
 around each point, nearest first, and takes the first that overlaps no label, no fixed
@@ -24,6 +25,9 @@ SLIDE_DPI = 150
 ELIGIBLE, NOT_ELIGIBLE, FRONT, THRESHOLD, REFERENCE = "#1f5fa8", "#8a8f96", "#e07b00", "#c62828", "#3d3d3d"
 FLOOR_BELOW_THRESHOLD = 25.0  # accuracy axis starts at most this many points under the threshold
 LABEL_SIZE = 17
+ATTEMPT_SIZE = 15  # labels of unranked teams' closest attempts
+ATTEMPT_TEXT = "#50555c"
+MAX_ATTEMPT_LABELS = 30  # more unranked teams than this: their points stay unlabelled
 MARK_R, DOT_R = 10.5, 6.0  # points: half-size of a best's marker, of any other point
 _RC = {"font.size": 20, "axes.labelsize": 24, "axes.titlesize": 26, "xtick.labelsize": 20, "ytick.labelsize": 20,
        "legend.fontsize": 18, "svg.fonttype": "path", "pdf.fonttype": 42, "svg.hashsalt": "leaderboard",
@@ -93,7 +97,13 @@ def leaderboard_figure(board: Board):
     fixed = _fixed_texts(ax, board, limits) + [legend]
     labels = [f"{row.rank}. {row.team}" for row in labelled]
     anchors = [_xy(e, limits) for e in bests]
-    place_labels(ax, anchors, labels, obstacles=fixed, points=[_xy(e, limits) for e in points])
+    dots = [_xy(e, limits) for e in points]
+    made = place_labels(ax, anchors, labels, obstacles=fixed, points=dots)
+    tries = [row for row in board.unranked if row.closest is not None and row.closest.plottable]
+    if len(tries) <= MAX_ATTEMPT_LABELS:  # unranked teams' closest attempts, in grey, after the ranked ones
+        place_labels(ax, [_xy(row.closest, limits) for row in tries], [row.team for row in tries],
+                     obstacles=fixed + made, points=dots, size=ATTEMPT_SIZE, color=ATTEMPT_TEXT, weight="normal",
+                     gid="attempt-label")
     return fig
 
 
@@ -168,7 +178,8 @@ def pareto_front(entries: list[Entry]) -> list[Entry]:
     return front
 
 
-def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABEL_SIZE) -> list:
+def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABEL_SIZE, color: str = "black",
+                 weight: str = "bold", gid: str = "team-label") -> list:
     """Label each anchor (data coordinates) with its text so that no two labels overlap.
 
     Greedy and deterministic, in the given order: candidate boxes around the anchor on
@@ -191,7 +202,7 @@ def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABE
     dot_r, pad = DOT_R * px, 0.25 * size * px
     made = []
     for k, ((x, y), text) in enumerate(zip(anchors, texts)):
-        probe = ax.text(0, 0, text, fontsize=size, fontweight="bold", parse_math=False)
+        probe = ax.text(0, 0, text, fontsize=size, fontweight=weight, parse_math=False)
         ext = probe.get_window_extent(renderer)
         probe.remove()
         w, h = ext.width + 2 * pad, ext.height + 2 * pad
@@ -212,8 +223,8 @@ def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABE
         arrow = {"arrowstyle": "-", "color": "#555", "lw": 1.6, "shrinkA": 0, "shrinkB": MARK_R - 2} if far else None
         made.append(ax.annotate(text, (x, y), xytext=((choice[0] + pad - spots[k][0]) / px,
                                                       (choice[1] + pad - spots[k][1]) / px),
-                                textcoords="offset points", ha="left", va="bottom", fontsize=size,
-                                fontweight="bold", zorder=7, gid="team-label", arrowprops=arrow, parse_math=False,
+                                textcoords="offset points", ha="left", va="bottom", fontsize=size, color=color,
+                                fontweight=weight, zorder=7, gid=gid, arrowprops=arrow, parse_math=False,
                                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#777", "lw": 1,
                                       "alpha": 0.92}))
     return made

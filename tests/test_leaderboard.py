@@ -275,9 +275,9 @@ def test_a_thousand_records_render_in_a_few_seconds(tmp_path):
     assert seconds < 10  # a few seconds on an idle laptop; slack for a busy CI machine
 
 
-def _label_boxes(fig):
+def _label_boxes(fig, gids=("team-label",)):
     renderer = fig.canvas.get_renderer()
-    return [a.get_bbox_patch().get_window_extent(renderer) for a in fig.axes[0].texts if a.get_gid() == "team-label"]
+    return [a.get_bbox_patch().get_window_extent(renderer) for a in fig.axes[0].texts if a.get_gid() in gids]
 
 
 def _overlaps(boxes) -> list[tuple[int, int]]:
@@ -300,8 +300,11 @@ def test_team_labels_never_overlap(tmp_path, clustered):
         fig.canvas.draw()
         boxes = _label_boxes(fig)
         assert len(boxes) == len(board.ranked)
+        tries = _label_boxes(fig, ("attempt-label",))
+        assert len(tries) == sum(row.closest is not None and row.closest.plottable for row in board.unranked)
+        boxes += tries
         assert _overlaps(boxes) == []
-        fixed = [t.get_window_extent() for t in fig.axes[0].texts if t.get_gid() != "team-label"]
+        fixed = [t.get_window_extent() for t in fig.axes[0].texts if t.get_gid() not in ("team-label", "attempt-label")]
         assert not [b for b in boxes for f in fixed if b.overlaps(f)]
         frame = fig.axes[0].get_window_extent()
         assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
