@@ -139,13 +139,13 @@ def bwrap_argv(job: dict, scratch: str | Path, box: Sandbox, python: str | None 
     for key, value in _inside_env(python, env).items():
         argv += ["--setenv", key, value]
     argv += _system_mounts()
-    for path in mounts:
-        argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    if box.device != "cpu":
-        argv += _gpu_mounts()
     size = str(box.limits.scratch_mb * 2**20)
     argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    if box.device != "cpu":
+        argv += _gpu_mounts()
+    for path in mounts:  # after the tmpfs: an environment installed under /tmp stays visible
+        argv += ["--ro-bind", path, path]
     argv += ["--ro-bind", str(job["submission"]), SUBMISSION]
     if job.get("images"):
         argv += ["--ro-bind", str(job["images"]), IMAGES]

@@ -42,6 +42,13 @@ def test_inside_rewrites_the_paths_of_the_job():
     assert sandbox.inside({**JOB, "images": None})["images"] is None  # profile: no images at all
 
 
+def test_bwrap_binds_an_environment_under_tmp_over_the_private_tmp():
+    argv = sandbox.bwrap_argv(JOB, SCRATCH, box(), python="/tmp/venv/bin/python", mounts=["/tmp/venv"], env={})
+    tmpfs = argv.index("/tmp", argv.index("--tmpfs"))
+    bind = argv.index("--ro-bind", argv.index("/tmp/venv") - 1)
+    assert argv[bind:bind + 3] == ["--ro-bind", "/tmp/venv", "/tmp/venv"] and tmpfs < bind
+
+
 def test_bwrap_argv_exposes_only_the_environment_the_submission_the_images_file_and_scratch():
     env = {"OMP_NUM_THREADS": "2", "SECRET_TOKEN": "hunter2", "HARNESS_CACHE": "/cache"}
     argv = sandbox.bwrap_argv(JOB, SCRATCH, box(), python="/opt/py/bin/python3", mounts=["/opt/py", "/src/harness"],
