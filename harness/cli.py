@@ -77,13 +77,10 @@ def cmd_evaluate(args) -> int:
 def cmd_leaderboard(args) -> int:
     import time
 
-    from .config import load_rules
-    from .leaderboard import build, render
+    from .leaderboard import render
 
     start = time.perf_counter()
-    board = build(args.results, load_rules(args.config))
-    for s in board.collection.skipped:
-        print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
+    board = _board(args)
     written = render(board, args.out)
     c = board.collection
     print(f"{len(board.ranked)} team{'s' if len(board.ranked) != 1 else ''} ranked, {len(board.unranked)} "
@@ -99,13 +96,10 @@ def cmd_plot(args) -> int:
     import difflib
     import re
 
-    from .config import load_rules
-    from .leaderboard import LeaderboardError, build
+    from .leaderboard import LeaderboardError
     from .plots import save_team
 
-    board = build(args.results, load_rules(args.config))
-    for s in board.collection.skipped:
-        print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
+    board = _board(args)
     team = args.team
     if team not in board.teams:
         folded = [t for t in board.teams if t.casefold() == team.casefold()]
@@ -118,6 +112,17 @@ def cmd_plot(args) -> int:
     for path in save_team(board, team, out):
         print(path)
     return EXIT_ELIGIBLE
+
+
+def _board(args):
+    """The ranked board of `args.results`; unreadable records are reported on stderr."""
+    from .config import load_rules
+    from .leaderboard import build
+
+    board = build(args.results, load_rules(args.config))
+    for s in board.collection.skipped:
+        print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
+    return board
 
 
 def _limited(rules, args):

@@ -75,7 +75,7 @@ def run(job: dict, box: Sandbox | float) -> Outcome:
         host_job = {**job, "out": str(folder)}
         (folder / "job.json").write_text(json.dumps(host_job if box.kind == "none" else sandbox.inside(job)))
         log_path = folder / "worker.log"
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **sandbox.WORKER_ENV}
+        env = {**os.environ, **sandbox.WORKER_ENV}
         start = time.perf_counter()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(command(host_job, folder, box), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
@@ -171,18 +171,10 @@ class _Watch:
 
     def _tree(self, table: dict) -> dict:
         """The worker and its descendants, plus any process seen in the tree before (orphans)."""
-        children: dict[int, list[int]] = {}
-        for pid, row in table.items():
-            children.setdefault(row[0], []).append(pid)
-        todo = [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start]
+        roots = [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start]
         if self.proc.returncode is None:  # once reaped, its pid may belong to another process
-            todo.append(self.proc.pid)
-        tree = {}
-        while todo:
-            pid = todo.pop()
-            if pid in table and pid not in tree:
-                tree[pid] = table[pid]
-                todo += children.get(pid, [])
+            roots.append(self.proc.pid)
+        tree = _descendants(table, roots)
         for pid, row in tree.items():
             self.seen.setdefault(pid, row[3])
         return tree
@@ -205,18 +197,21 @@ def _scan() -> dict[int, tuple]:
 
 def tree_rss(root: int) -> int:
     """Resident bytes of process `root` and all its descendants now (0 once it is gone)."""
-    table = _scan()
+    return sum(row[2] for row in _descendants(_scan(), [root]).values())
+
+
+def _descendants(table: dict, roots: list[int]) -> dict:
+    """The rows of `table` (from `_scan`) for `roots` and every process below them."""
     children: dict[int, list[int]] = {}
     for pid, row in table.items():
         children.setdefault(row[0], []).append(pid)
-    total, todo, seen = 0, [root], set()
+    tree, todo = {}, list(roots)
     while todo:
         pid = todo.pop()
-        if pid in table and pid not in seen:
-            seen.add(pid)
-            total += table[pid][2]
+        if pid in table and pid not in tree:
+            tree[pid] = table[pid]
             todo += children.get(pid, [])
-    return total
+    return tree
 
 
 def _memory(tree: dict) -> int:

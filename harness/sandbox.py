@@ -42,11 +42,12 @@ DEFAULT_IMAGE = "cifar10-harness:latest"
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "CUBLAS_WORKSPACE_CONFIG",
             "LD_LIBRARY_PATH")
-# Set for every worker, in every isolation. glibc's malloc otherwise maps and unmaps each large
-# activation tensor, page-faulting it in anew at every batch: up to 40 % of a CPU evaluation in
-# system time (benchmarks/bench_eval.py). Keeping freed memory in the heap for reuse costs little
-# more peak memory. Other C libraries ignore these names.
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**27)}
+# Set for every worker, in every isolation. The MALLOC_ pair: glibc's malloc otherwise maps and
+# unmaps each large activation tensor, page-faulting it in anew at every batch: up to 40 % of a CPU
+# evaluation in system time (benchmarks/bench_eval.py). Keeping freed memory in the heap for reuse
+# costs little more peak memory. Other C libraries ignore these names.
+WORKER_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+              "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**27)}
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _LDSO = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
 
@@ -165,8 +166,7 @@ def docker_argv(job: dict, scratch: str | Path, box: Sandbox, user: str | None =
             "--tmpfs", f"/tmp:rw,nosuid,nodev,size={lim.scratch_mb}m",
             "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--pids-limit", str(lim.processes),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", user,
-            "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONUNBUFFERED=1",
-            *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")],
+            "-e", "HOME=/tmp", *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")],
             "-v", f"{job['submission']}:{SUBMISSION}:ro"]
     if job.get("images"):
         argv += ["-v", f"{job['images']}:{IMAGES}:ro"]
@@ -212,8 +212,8 @@ def parse_size(text: str | int) -> int:
 
 def _inside_env(python: str, env) -> dict[str, str]:
     out = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
-           "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(_package_dir().parent), **WORKER_ENV}
+           "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONPATH": str(_package_dir().parent),
+           **WORKER_ENV}
     out.update({k: env[k] for k in PASS_ENV if k in env})
     return out
 

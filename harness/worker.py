@@ -68,14 +68,15 @@ def run(job: dict) -> dict:
     round_inputs = declared["activation_bits"] == 16 and not half
     t = time.perf_counter()
     probe = images[: job["probe_images"]] if images is not None else _random_images(job["probe_images"])
-    profile = measure.profile(model, prep(probe), round_inputs)
-    measure.channels_last(model, prep(probe[:2]))
+    x = prep(probe)
+    profile = measure.profile(model, x, round_inputs)
+    measure.channels_last(model, x[:2])
     timings["profile"] = time.perf_counter() - t
 
     result = {**profile, "device": _describe(device), "torch_version": torch.__version__}
     if images is not None:
         t = time.perf_counter()
-        batch = job.get("batch_size") or BATCH.get(device.type, 250)
+        batch = job.get("batch_size") or BATCH.get(device.type, BATCH["cpu"])
         with measure.rounding(round_inputs):
             result["predictions"] = measure.predict(model, images, prep, batch)
             flip = np.ascontiguousarray(images[np.asarray(job["flip_indices"], dtype=np.int64)][:, :, ::-1])
