@@ -18,6 +18,8 @@
 * Bits (rule in `harness.bits`): weight bits are the largest over conv/linear weights;
   activation bits the largest over the inputs of every conv/linear layer but the first
   (whose input is the image), on a probe batch of test images (random images in `profile`).
+  An input holding exactly the image's values rearranged (a flip for test-time averaging)
+  is the image too, and exempt alike.
 * A 16-bit claim is measured at 16 bits: declared `weight_bits: 16` rounds every weight to
   float16; declared `activation_bits: 16` rounds the inputs of every conv/matmul to float16
   (on CUDA, with both declared, the model simply runs in float16).
@@ -43,7 +45,7 @@ def profile(model: nn.Module, x: torch.Tensor, round_inputs: bool = False) -> di
     c = counting.count(model, x, keep_inputs=True, inner=_Round() if round_inputs else None)
     _finite(check_output(c.output, x.shape[0]), 0)
     owned = counting.layer_params(model, list(dict.fromkeys(r.layer for r in c.ops)))
-    rows, seen, first = [], set(), True
+    rows, seen, image = [], set(), None  # image: the first layer's input, its values sorted
     zeros_s = zeros_u = 0
     w_bits, a_bits = [], []
     for rec in c.ops:
@@ -55,10 +57,12 @@ def profile(model: nn.Module, x: torch.Tensor, round_inputs: bool = False) -> di
             zeros_s, zeros_u = zeros_s + s, zeros_u + u
             row.update(zeros=s + u, structured_zeros=s, weight_bits=bits.bits(rec.weight, 0))
             w_bits.append(row["weight_bits"])
-        if rec.input is not None and not first:
-            row["activation_bits"] = bits.bits(rec.input, 1)
-            a_bits.append(row["activation_bits"])
-        first = first and rec.input is None
+        if rec.input is not None:
+            if image is None:
+                image = _sorted(rec.input)
+            elif not _rearranged(rec.input, image):
+                row["activation_bits"] = bits.bits(rec.input, 1)
+                a_bits.append(row["activation_bits"])
         rows.append(row)
     for name, n in owned.items():
         if n:
@@ -124,6 +128,15 @@ def _f16(a):
     if isinstance(a, torch.Tensor) and a.dtype == torch.float32:
         return a.half().float()
     return a
+
+
+def _sorted(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().flatten().float().sort().values
+
+
+def _rearranged(x: torch.Tensor, image: torch.Tensor) -> bool:
+    """Whether `x` holds the same values as the image, only moved (flipped, transposed)."""
+    return x.numel() == image.numel() and torch.equal(_sorted(x), image)
 
 
 def _finite(out: torch.Tensor, start: int) -> torch.Tensor:

@@ -117,6 +117,35 @@ def test_brevitas_quant_layers_are_counted():
     assert sum(r["params"] for r in prof["layers"]) == prof["params"]
 
 
+class _TwoViews(nn.Module):
+    """Runs its 4-bit network on the image and on a second view of it, averaging the logits."""
+
+    def __init__(self, view):
+        super().__init__()
+        qnn = pytest.importorskip("brevitas.nn")
+        self.view = view
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.quant = qnn.QuantIdentity(bit_width=4)
+        self.head = nn.Linear(8 * HW, 10, bias=False)
+
+    def forward(self, x):
+        return sum(self.head(self.quant(self.conv(v)).flatten(1)) for v in (x, self.view(x))) / 2
+
+
+def test_a_flipped_view_of_the_image_is_the_image():
+    prof = measure.profile(_TwoViews(lambda x: x.flip(3)).eval(), torch.rand(4, 3, 32, 32))
+    assert prof["macs"] == 2 * (8 * 27 * HW + 8 * HW * 10)  # both passes count
+    assert prof["params"] == 8 * 27 + 8 * HW * 10 + 1  # once each (+ the quantiser's learned scale)
+    assert [r.get("activation_bits") for r in prof["layers"] if r["op"] != "params"] == [None, 4, None, 4]
+    assert prof["measured"]["activation_bits"] == 4
+
+
+def test_a_changed_image_is_an_activation():
+    prof = measure.profile(_TwoViews(lambda x: x.flip(3) * 1.5).eval(), torch.rand(4, 3, 32, 32))
+    assert [r.get("activation_bits") for r in prof["layers"] if r["op"] != "params"] == [None, 4, 32, 4]
+    assert prof["measured"]["activation_bits"] == 32
+
+
 def test_unknown_operation_is_reported_not_silently_zero():
     class Spectral(nn.Module):
         def forward(self, x):

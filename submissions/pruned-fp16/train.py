@@ -15,7 +15,7 @@ sys.path.insert(0, str(HERE.parent / "baseline-cnn"))
 import train as baseline  # noqa: E402  (the shared recipe: data, augmentation, optimiser)
 
 PRUNE = 0.60
-EPOCHS = 1.0
+EPOCHS = 2.0
 
 
 def main() -> None:

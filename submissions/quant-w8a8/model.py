@@ -1,6 +1,7 @@
 """The baseline CNN with brevitas quantisation: 8-bit weights (per output channel) and
 8-bit activations (per tensor, with a zero point) on the input of every layer but the first.
 
+Like the baseline, it averages its logits over the image and its mirror image in eval mode.
 Same layer names as submissions/baseline-cnn, so its float weights load as a starting point;
 the weights saved here are fine-tuned with quantisation in the loop (quantisation-aware training).
 """
@@ -61,6 +62,11 @@ class Net(nn.Module):
                                     weight_bit_width=WEIGHT_BITS)
 
     def forward(self, x):
+        if self.training:
+            return self.logits(x)
+        return (self.logits(x) + self.logits(x.flip(3))) / 2  # in eval mode: averaged over a horizontal flip
+
+    def logits(self, x):
         x = self.quant(self.act(self.whiten(x)))
         x = self.group3(self.group2(self.group1(x)))
         x = self.pool(x).flatten(1)

@@ -1,7 +1,7 @@
-"""Compress the baseline CNN: 60 % global magnitude pruning of the convolutions, then
-quantisation-aware fine-tuning with brevitas at 4-bit weights and 4-bit activations.
+"""Compress the baseline CNN: 30 % global magnitude pruning of the convolutions, then
+quantisation-aware fine-tuning with brevitas at 8-bit weights and 8-bit activations.
 
-    python submissions/quant-w4a4-pruned/train.py --data ../shared/data/cifar10-jpg [--init ../baseline-cnn/weights.pt]
+    python submissions/quant-w8a8-pruned/train.py --data ../shared/data/cifar10-jpg [--init ../baseline-cnn/weights.pt]
 
 Starts from the baseline's float weights (trained first with the baseline's recipe when
 --init is absent), on the training images only; writes weights.pt beside this file.
@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "baseline-cnn"))
 import train as baseline  # noqa: E402  (the shared recipe: data, augmentation, optimiser)
 
-PRUNE = 0.60
+PRUNE = 0.30
 EPOCHS = 2.0
 
 
