@@ -146,7 +146,11 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, 
                 print(f"step {step}/{steps} loss {loss.item() / batch:.3f} batch-acc {acc:.3f} "
                       f"{time.time() - start:.0f}s", flush=True)
     for module, name in targets if prune_amount > 0 else []:
+        quant = getattr(module, "weight_quant", None)
+        learned = quant.state_dict() if quant is not None else {}  # brevitas resets learned scales on remove
         prune.remove(module, name)  # the zeros stay in the saved weights
+        if learned:
+            quant.load_state_dict(learned)
     model.eval()
     print(f"fine-tuned {steps} steps in {time.time() - start:.0f}s", flush=True)
 
