@@ -72,3 +72,48 @@ def test_example_on_the_whole_test_set(capsys, tmp_path, example):
     assert code == (0 if rec["eligible"] else 1)
     assert rec["eligible"] == (want["correct"] >= 9_000)
 
+
+
+def test_fine_tuning_keeps_learned_weight_scales_of_pruned_layers(monkeypatch):
+    """The shared fine-tuning (baseline-cnn/train.py) bakes the pruning masks in with
+    `prune.remove`, which makes brevitas forget a learned weight scale; the saved state must
+    still hold it, or the harness refuses the weights (missing keys)."""
+    import importlib.util
+    import sys
+
+    import torch
+    from torch import nn
+
+    qnn = pytest.importorskip("brevitas.nn")
+    from brevitas.inject.enum import ScalingImplType
+    from brevitas.quant import Int8WeightPerChannelFloat
+
+    class Learned(Int8WeightPerChannelFloat):
+        scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+
+    def build():
+        net = nn.Module()
+        net.whiten = qnn.QuantConv2d(3, 4, 2, weight_quant=Learned, weight_bit_width=4)
+        net.group1 = qnn.QuantConv2d(4, 4, 3, weight_quant=Learned, weight_bit_width=4, bias=False)
+        net.head = nn.Linear(4, 10, bias=False)
+        net.forward = lambda x: net.head(net.group1(net.whiten(x)).mean((2, 3)))
+        return net
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # train.py puts its directory first
+    monkeypatch.delitem(sys.modules, "model", raising=False)  # and imports its model.py as `model`
+    spec = importlib.util.spec_from_file_location("_baseline_train", REPO / "submissions" / "baseline-cnn" / "train.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+
+    torch.manual_seed(0)
+    net = build()
+    recipe.finetune(net, torch.randn(1024, 3, 32, 32), torch.randint(0, 10, (1024,)), epochs=1, prune_amount=0.5)
+    state = net.state_dict()
+    key = "group1.weight_quant.tensor_quant.scaling_impl.value"
+    assert key in state and "group1.weight_orig" not in state
+    assert int((state["group1.weight"] == 0).sum()) == 72  # half of 4 * 4 * 3 * 3
+    fresh = build()
+    fresh.load_state_dict(state, strict=True)
+    fresh.eval(), net.eval()
+    assert torch.equal(fresh.group1.quant_weight().value, net.group1.quant_weight().value)
