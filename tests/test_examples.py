@@ -73,7 +73,6 @@ def test_example_on_the_whole_test_set(capsys, tmp_path, example):
     assert rec["eligible"] == (want["correct"] >= 9_000)
 
 
-
 def test_fine_tuning_keeps_learned_weight_scales_of_pruned_layers(monkeypatch):
     """The shared fine-tuning (baseline-cnn/train.py) bakes the pruning masks in with
     `prune.remove`, which makes brevitas forget a learned weight scale; the saved state must
@@ -115,5 +114,6 @@ def test_fine_tuning_keeps_learned_weight_scales_of_pruned_layers(monkeypatch):
     assert int((state["group1.weight"] == 0).sum()) == 72  # half of 4 * 4 * 3 * 3
     fresh = build()
     fresh.load_state_dict(state, strict=True)
-    fresh.eval(), net.eval()
+    fresh.eval()
+    net.eval()
     assert torch.equal(fresh.group1.quant_weight().value, net.group1.quant_weight().value)
