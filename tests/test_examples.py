@@ -21,6 +21,7 @@ EXPECTED = {
     "pruned-fp16": dict(correct=9002, score=0.4942),
     "quant-w8a8": dict(correct=9028, score=0.2990),
     "quant-w8a8-pruned": dict(correct=9019, score=0.2735),
+    "quant-w6a6-pruned": dict(correct=9001, score=0.2053),
 }
 CORRECT_SLACK = 20  # predictions that may flip between devices and kernels
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real CIFAR-10 images not found at {SHARED_DATA}")

@@ -11,6 +11,7 @@ import importlib.util
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +46,10 @@ def main() -> None:
     print(f"saved {args.out}")
 
 
-def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_scale: float = 0.2) -> None:
-    """Command line of the compressed examples: baseline weights -> prune -> fine-tune -> weights.pt."""
+def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_scale: float = 0.2,
+                  convert: Callable[[dict], dict] | None = None) -> None:
+    """Command line of the compressed examples: baseline weights -> prune -> fine-tune -> weights.pt.
+    `convert` maps the baseline's float weights into the example's layout, when it differs."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--init", help="trained weights to start from, the baseline's or a pruned model's "
@@ -73,7 +76,7 @@ def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_s
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.build_model().to(device)
-    model.load_state_dict(state, strict=False)  # quantiser scales are new; they calibrate on the first steps
+    model.load_state_dict(convert(state) if convert else state, strict=False)  # quantiser scales are new; they calibrate on the first steps
     teacher = None
     if args.distill > 0:
         teacher = build_model().to(device).to(memory_format=torch.channels_last)
