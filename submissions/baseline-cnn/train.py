@@ -76,7 +76,8 @@ def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_s
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.build_model().to(device)
-    model.load_state_dict(convert(state) if convert else state, strict=False)  # quantiser scales are new; they calibrate on the first steps
+    # quantiser scales are new; they calibrate on the first steps
+    model.load_state_dict(convert(state) if convert else state, strict=False)
     teacher = None
     if args.distill > 0:
         teacher = build_model().to(device).to(memory_format=torch.channels_last)
