@@ -104,6 +104,27 @@ def build_memoriser():
 """
 
 
+def load_scripts(monkeypatch, *paths: Path) -> list:
+    """Example scripts (model.py, train.py) as modules, without leaving a trace: train.py puts
+    directories first on sys.path and imports `model` / `train` by those names, which would
+    otherwise shadow another example's files in later tests."""
+    import importlib.util
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    names = ("model", "train")
+    for name in names:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    modules = []
+    for i, path in enumerate(paths):
+        spec = importlib.util.spec_from_file_location(f"_script_{i}_{path.parent.name}_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append(module)
+    for name in names:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return modules
+
+
 def make_submission(folder: Path, code: str, manifest: dict | None = None, factory: str = "build_model",
                     state: dict | None = None, extra: dict[str, str] | None = None) -> Path:
     """Write model.py (+ extra files), weights.pt from the factory's own state_dict, and submission.yaml."""

@@ -4,12 +4,9 @@ centre taps + the rest) and keeps the function."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, load_scripts
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
@@ -20,14 +17,8 @@ EXAMPLE = REPO / "submissions" / "quant-w6a6-pruned"
 @pytest.fixture
 def parts(monkeypatch):
     """(the baseline's model.py, this example's model.py, its train.py), as modules."""
-    monkeypatch.setattr(sys, "path", list(sys.path))  # train.py puts the baseline's directory first
-    for name in ("model", "train"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    loaded = [_load(path, f"_split_{i}") for i, path in enumerate(
-        (REPO / "submissions" / "baseline-cnn" / "model.py", EXAMPLE / "model.py", EXAMPLE / "train.py"))]
-    for name in ("model", "train"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    return loaded
+    return load_scripts(monkeypatch, REPO / "submissions" / "baseline-cnn" / "model.py", EXAMPLE / "model.py",
+                        EXAMPLE / "train.py")
 
 
 def test_split_computes_the_baseline_in_float(parts):
@@ -56,9 +47,3 @@ def test_split_computes_the_baseline_in_float(parts):
         float(base.group2.conv1.weight.detach()[3, 3, 1, 1]))
     torch.testing.assert_close(got, base(x), rtol=1e-4, atol=1e-4)
 
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

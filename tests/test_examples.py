@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 
-from .conftest import REPO, SHARED_DATA, write_batches
+from .conftest import REPO, SHARED_DATA, load_scripts, write_batches
 
 EXAMPLES = sorted(p for p in (REPO / "submissions").iterdir() if (p / "submission.yaml").is_file())
 SUBSET_PER_CLASS = 50
@@ -78,9 +78,6 @@ def test_fine_tuning_keeps_learned_weight_scales_of_pruned_layers(monkeypatch):
     """The shared fine-tuning (baseline-cnn/train.py) bakes the pruning masks in with
     `prune.remove`, which makes brevitas forget a learned weight scale; the saved state must
     still hold it, or the harness refuses the weights (missing keys)."""
-    import importlib.util
-    import sys
-
     import torch
     from torch import nn
 
@@ -99,12 +96,7 @@ def test_fine_tuning_keeps_learned_weight_scales_of_pruned_layers(monkeypatch):
         net.forward = lambda x: net.head(net.group1(net.whiten(x)).mean((2, 3)))
         return net
 
-    monkeypatch.setattr(sys, "path", list(sys.path))  # train.py puts its directory first
-    monkeypatch.delitem(sys.modules, "model", raising=False)  # and imports its model.py as `model`
-    spec = importlib.util.spec_from_file_location("_baseline_train", REPO / "submissions" / "baseline-cnn" / "train.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    monkeypatch.delitem(sys.modules, "model", raising=False)
+    (recipe,) = load_scripts(monkeypatch, REPO / "submissions" / "baseline-cnn" / "train.py")
 
     torch.manual_seed(0)
     net = build()

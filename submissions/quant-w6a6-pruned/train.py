@@ -35,10 +35,10 @@ def split(state: dict) -> dict:
     for key, w in state.items():
         layer = key.removesuffix(".weight")
         if re.fullmatch(r"group\d\.conv\d", layer):
-            n = min(w.shape[:2])
-            rest, taps = w.clone(), w[torch.arange(n), torch.arange(n), 1, 1].clone()
-            rest[torch.arange(n), torch.arange(n), 1, 1] = 0
-            out[f"{layer}.conv.weight"], out[f"{layer}.skip.weight"] = rest, taps.view(n, 1, 1, 1)
+            i = torch.arange(min(w.shape[:2]))
+            rest, taps = w.clone(), w[i, i, 1, 1].clone()
+            rest[i, i, 1, 1] = 0
+            out[f"{layer}.conv.weight"], out[f"{layer}.skip.weight"] = rest, taps.view(-1, 1, 1, 1)
         else:
             out[key] = w
     return out
