@@ -7,6 +7,11 @@ declared), builds the model, counts and measures it on probe images, predicts ev
 test image and the flipped subset, and writes `result.json` into the job's `out` folder.
 It never sees labels; the parent computes accuracy and the score. Exit status: 0 done,
 2 invalid submission, 3 the submission failed while running.
+
+Float32 is IEEE float32 on every device: the worker turns off TF32 (which PyTorch uses by
+default for float32 convolutions on NVIDIA GPUs since Ampere, reading 10 of the 23 mantissa
+bits) and cuDNN's autotuning, so a GPU measures what the student's CPU measured, up to the
+order of additions, and twice the same.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ def run(job: dict) -> dict:
     if declared["weight_bits"] == 16:
         model = model.half() if half else model.half().float()  # float16 rounding of every weight
     model = model.to(device)
+    _pin_float32(torch)  # after the factory, which may have changed these flags
     timings["load"] = time.perf_counter() - t
 
     images = np.load(job["images"], mmap_mode="r") if job.get("images") else None
@@ -106,6 +112,17 @@ class _Prep:
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x.to(self.dtype).contiguous()
+
+
+def _pin_float32(torch) -> None:
+    """IEEE float32 convolutions and matrix products, deterministic cuDNN algorithms."""
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv"):  # torch >= 2.9; mixing in the legacy flags is an error there
+        cudnn.conv.fp32_precision = cudnn.rnn.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    cudnn.deterministic, cudnn.benchmark = True, False
 
 
 def _random_images(n: int):

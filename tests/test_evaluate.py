@@ -146,6 +146,37 @@ def build_model():
     assert t["score"]["total"] == pytest.approx(t["score"]["params_term"] + t["score"]["ops_term"])
 
 
+def test_float32_is_pinned_to_ieee_after_the_factory(capsys, tmp_path):
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch.backends.cudnn, "conv"):
+        pytest.skip("torch < 2.9 has only the legacy TF32 flags")
+    strict = """
+import torch
+from torch import nn
+
+class Strict(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        b = torch.backends
+        flags = (b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision, b.cudnn.deterministic, b.cudnn.benchmark)
+        if flags != ("ieee", "ieee", True, False):
+            raise RuntimeError(f"float32 not pinned: {flags}")
+        return self.fc(x.mean(dim=(2, 3)))
+
+def build_model():
+    torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = "tf32"
+    torch.backends.cudnn.benchmark = True
+    return Strict()
+"""
+    sub = make_submission(tmp_path / "strict", strict)
+    code, rec = run_json(capsys, "profile", str(sub))
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["params"] == 40
+
+
 def test_sibling_imports_and_human_output(capsys, tmp_path):
     sub = make_submission(tmp_path / "sib", "from blocks import build\ndef build_model():\n    return build()\n",
                           extra={"blocks.py": "from torch import nn\ndef build():\n"

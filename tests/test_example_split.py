@@ -1,4 +1,4 @@
-"""The 6-bit example's own training step (submissions/quant-w6a6-pruned/train.py): `split`
+"""The 5-bit example's own training step (submissions/quant-w5a5-pruned/train.py): `split`
 maps the baseline's float weights into the example's layout (each 3x3 convolution as its
 centre taps + the rest) and keeps the function."""
 
@@ -11,7 +11,7 @@ from .conftest import REPO, load_scripts
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 
-EXAMPLE = REPO / "submissions" / "quant-w6a6-pruned"
+EXAMPLE = REPO / "submissions" / "quant-w5a5-pruned"
 
 
 @pytest.fixture

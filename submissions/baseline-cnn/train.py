@@ -57,7 +57,8 @@ def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_s
     ap.add_argument("--epochs", type=float, default=epochs, help="fine-tuning epochs")
     ap.add_argument("--prune", type=float, default=prune_amount,
                     help="fraction of the group convolutions' weights to prune (global, by magnitude)")
-    ap.add_argument("--teacher", help="baseline weights whose predictions are distilled (default: --init's)")
+    ap.add_argument("--teacher", nargs="+", metavar="WEIGHTS",
+                    help="baseline weights whose predictions are distilled, averaged when several (default: --init's)")
     ap.add_argument("--distill", type=float, default=DISTILL,
                     help="weight of the baseline's predictions in the fine-tuning loss (0: labels only)")
     ap.add_argument("--seed", type=int, default=0)
@@ -80,12 +81,30 @@ def compress_main(here: Path, doc: str, prune_amount: float, epochs: float, lr_s
     model.load_state_dict(convert(state) if convert else state, strict=False)
     teacher = None
     if args.distill > 0:
-        teacher = build_model().to(device).to(memory_format=torch.channels_last)
-        teacher.load_state_dict(torch.load(args.teacher, map_location=device, weights_only=True) if args.teacher else state)
-        teacher.eval()
+        states = [torch.load(p, map_location=device, weights_only=True) for p in args.teacher or []] or [state]
+        teacher = _ensemble(states, device)
     finetune(model, x, y, args.epochs, lr_scale, args.prune, device, teacher, args.distill)
     torch.save(model.state_dict(), args.out)
     print(f"saved {args.out}")
+
+
+def _ensemble(states: list[dict], device: str) -> nn.Module:
+    """The baselines with these weights, in eval mode, as one module that averages their logits."""
+    nets = nn.ModuleList()
+    for state in states:
+        net = build_model().to(device).to(memory_format=torch.channels_last)
+        net.load_state_dict(state)
+        nets.append(net.eval())
+    return nets[0] if len(nets) == 1 else _Mean(nets).eval()
+
+
+class _Mean(nn.Module):
+    def __init__(self, nets: nn.ModuleList):
+        super().__init__()
+        self.nets = nets
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(0)
 
 
 def load_train(data: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,9 @@
 """Compress the baseline CNN: 30 % global magnitude pruning of the group convolutions, then
-quantisation-aware fine-tuning with brevitas at 6-bit weights and 6-bit activations,
-distilling the float baseline.
+quantisation-aware fine-tuning with brevitas at 5-bit weights and 5-bit activations,
+distilling float baselines.
 
-    python submissions/quant-w6a6-pruned/train.py --data ../shared/data/cifar10-jpg [--init ../baseline-cnn/weights.pt]
+    python submissions/quant-w5a5-pruned/train.py --data ../shared/data/cifar10-jpg \
+        [--init ../baseline-cnn/weights.pt] [--teacher ../baseline-cnn/weights.pt teacher48.pt]
 
 `split` first maps the baseline's float weights into this model's layout (each 3x3
 convolution as its centre taps + the rest, see model.py). Starts from the baseline's float
@@ -21,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "baseline-cnn"))
 import train as baseline  # noqa: E402  (the shared recipe: data, augmentation, optimiser)
 
 PRUNE = 0.30
-EPOCHS = 3.0
+EPOCHS = 7.0
 
 
 def main() -> None:

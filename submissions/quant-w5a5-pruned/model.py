@@ -1,5 +1,5 @@
-"""The baseline CNN at 6 bits with brevitas: 6-bit weights (per output channel, learned
-scales) and 6-bit activations (per tensor, with a zero point) on the input of every layer but
+"""The baseline CNN at 5 bits with brevitas: 5-bit weights (per output channel, learned
+scales) and 5-bit activations (per tensor, with a zero point) on the input of every layer but
 the first; 30 % of the group convolutions' weights pruned (zeros in the saved tensors).
 
 Each 3x3 convolution is split in two, W = R + diag(a) (`SkipConv`): the baseline starts its
@@ -22,8 +22,8 @@ from brevitas.quant import Int8WeightPerChannelFloatMSE, ShiftedUint8ActPerTenso
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHT_BITS = 6
-ACT_BITS = 6
+WEIGHT_BITS = 5
+ACT_BITS = 5
 WIDTHS = (64, 256, 256)
 WHITEN_WIDTH = 24
 LOGIT_SCALE = 1 / 9
