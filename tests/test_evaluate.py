@@ -173,7 +173,7 @@ def build_model():
 """
     sub = make_submission(tmp_path / "strict", strict)
     code, rec = run_json(capsys, "profile", str(sub))
-    assert rec["status"] == "ok", rec.get("error")
+    assert rec["status"] == "ok", rec["errors"]
     assert rec["params"] == 40
 
 
