@@ -1,4 +1,4 @@
-"""The command line: thin subcommands over the library. torch is imported only by the worker.
+"""The command line: thin subcommands over the library. torch is imported only by the two stages.
 
     python -m harness profile DIR [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--device auto|cpu|cuda] [--results DIR] [--json]

@@ -6,9 +6,10 @@ Two layouts are accepted (`load_test`):
 * an ImageFolder tree, `ROOT/test/<class>/*.jpg|png` or the `test/` folder itself.
 
 Either way the classes must be CIFAR-10's, in CIFAR-10's order. The decoded set is
-cached under `cache_dir()` as `<sha256>.images.npy` (uint8, N x 32 x 32 x 3, HWC)
-and `<sha256>.labels.npy` (int64, N), where the sha256 is over the source files'
-names and bytes. The images file carries no labels, so a worker can be given it alone.
+cached under `cache_dir()` as `<sha256>.shuffled.images.npy` (uint8, N x 32 x 32 x 3, HWC)
+and `<sha256>.shuffled.labels.npy` (int64, N), where the sha256 is over the source files'
+names and bytes. The cached order is shuffled (a fixed permutation drawn from the checksum):
+no file is ordered by class, and each evaluation shuffles again before stage 2 sees the images.
 This module needs numpy and Pillow, never torch.
 """
 
@@ -27,6 +28,7 @@ from .errors import DataError
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)  # height, width, channels of one CIFAR-10 image
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+_LAYOUT = "shuffled"  # in the cache's file names: caches of another layout are never read
 
 
 @dataclass(frozen=True)
@@ -89,24 +91,26 @@ def write_cache(images: np.ndarray, labels: np.ndarray, sha: str) -> Path:
     """Store a decoded set atomically under the cache; returns the images file."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(int(sha[:16], 16)).permutation(len(labels))  # never by class
     for suffix, array in (("labels", labels), ("images", images)):
-        final = folder / f"{sha}.{suffix}.npy"
+        final = folder / f"{sha}.{_LAYOUT}.{suffix}.npy"
         tmp = folder / f".{sha}.{suffix}.{os.getpid()}.tmp.npy"
-        np.save(tmp, np.ascontiguousarray(array))
+        np.save(tmp, np.ascontiguousarray(array[order]))
         os.replace(tmp, final)
-    return folder / f"{sha}.images.npy"
+    return folder / f"{sha}.{_LAYOUT}.images.npy"
 
 
 def _cached(files: list[Path], base: Path, decode, source: str) -> TestSet:
     sha = _checksum(files, base)
-    images_path = cache_dir() / f"{sha}.images.npy"
-    labels_path = cache_dir() / f"{sha}.labels.npy"
+    images_path = cache_dir() / f"{sha}.{_LAYOUT}.images.npy"
+    labels_path = cache_dir() / f"{sha}.{_LAYOUT}.labels.npy"
     if images_path.exists() and labels_path.exists():
         labels = np.load(labels_path)
     else:
         images, labels = decode()
         _check(images, labels, source)
         images_path = write_cache(images, labels, sha)
+        labels = np.load(labels_path)  # in the cache's (shuffled) order, as the images
     return TestSet(images_path=images_path, labels=labels, sha256=sha, source=source)
 
 

@@ -28,11 +28,9 @@ from . import record as rec_io
 from .config import Rules
 from .errors import EXIT_INVALID, HarnessError
 from .record import Record
-from .score import score
+from .score import reference_score
 from .tables import to_csv, to_html, to_markdown  # noqa: F401 - part of this module's API
 
-RESNET18_PARAMS = 11_173_962  # CIFAR ResNet18, the reference model of the score
-RESNET18_MACS = 555_422_720  # its convolutions and linear layer, as harness.counting counts them
 TIE_DECIMALS = 10  # score totals equal to this many decimals are ties
 FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "leaderboard.svg", "index.html")
 
@@ -104,12 +102,6 @@ class Board:
     @property
     def teams(self) -> list[str]:
         return [r.team for r in self.ranked + self.unranked]
-
-
-def reference_score(rules: Rules) -> float:
-    """The score of the CIFAR ResNet18 in float16 (about 1.99 with the default rules)."""
-    return score(RESNET18_PARAMS, RESNET18_MACS, 0.0, 0.0, 16, 16,
-                 rules.reference_params, rules.reference_macs).total
 
 
 def collect(folder: str | Path) -> Collection:

@@ -2,7 +2,7 @@
 
 Fields (all in `Record`): who (`team`, `name`), what happened (`status`: ok | invalid |
 error, `errors`), accuracy (`accuracy`, `correct`, `total`, `flip`), counts (`params`,
-`macs`, `uncounted_ops`, `layers`), compression (`declared`, `measured`, `effective`,
+`macs`, `structured_mac_share`, `layers`), compression (`declared`, `measured`, `effective`,
 `claims_verified`, `claim_failures`), `score`, `eligible` with its `reasons`, and
 `provenance` (harness and scoring versions, hashes of the submission and of the test
 set, device, time, rules used). `profile` fills the same record without accuracy fields.
@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 
 class _Model(BaseModel):
@@ -38,7 +38,7 @@ class Layer(_Model):
     """One row of the receipt: a counted operation of a layer, or a module's other parameters."""
 
     layer: str = Field(description="module name; '(model)' for the model itself")
-    op: str = Field(description="conv, linear, matmul, attention, or params for parameters only")
+    op: str = Field(description="conv, matmul, attention, product, accumulate, reduction; params for weights only")
     params: int = Field(description="parameters owned by this layer")
     macs: int = Field(description="multiply-accumulates per image")
     zeros: int = Field(0, description="zero elements of the weight as used")
@@ -51,6 +51,7 @@ class Score(_Model):
     params_term: float
     ops_term: float
     total: float
+    ops_pruning: float = Field(0.0, description="structured pruning credited on the MAC term (scoring version 2)")
 
 
 class Flip(_Model):
@@ -90,9 +91,10 @@ class Record(_Model):
     correct: int | None = None
     total: int | None = None
     flip: Flip | None = None
-    params: int | None = None
-    macs: int | None = None
-    uncounted_ops: list[str] = Field(default_factory=list)
+    params: int | None = Field(None, ge=0)
+    macs: int | None = Field(None, ge=0)
+    structured_mac_share: float | None = Field(None, ge=0, le=1, description="share of f in zero output channels")
+    uncounted_ops: list[str] = Field(default_factory=list, description="records of version 1 only (read, never written)")
     layers: list[Layer] = Field(default_factory=list)
     declared: Compression | None = None
     measured: Compression | None = None

@@ -17,8 +17,6 @@ def render(rec: Record, layers: bool = True) -> str:
     if layers and rec.layers:
         lines.append(_receipt(rec))
     lines.append(f"  weights w = {rec.params:,}   MACs f = {rec.macs:,} per image")
-    if rec.uncounted_ops:
-        lines.append(f"  not counted (unknown operations): {', '.join(rec.uncounted_ops)}")
     lines.append(f"  {'':22} {'declared':>10} {'measured':>10} {'credited':>10}")
     for key in _KEYS:
         d, m, e = (getattr(c, key) for c in (rec.declared, rec.measured, rec.effective))
@@ -28,6 +26,9 @@ def render(rec: Record, layers: bool = True) -> str:
     lines.append(f"  claims: {verdict}")
     s = rec.score
     lines.append(f"  score = {s.params_term:.4f} (weights) + {s.ops_term:.4f} (MACs) = {s.total:.4f}")
+    if rec.effective.structured_pruning > s.ops_pruning + 1e-12:
+        lines.append(f"  structured pruning credited on the MAC term: {s.ops_pruning:.4f} (the share of MACs its "
+                     "zero channels carry)")
     if rec.accuracy is not None:
         lines.append(f"  accuracy: {rec.accuracy:.2%} ({rec.correct:,}/{rec.total:,})")
     if rec.flip is not None:
@@ -47,7 +48,7 @@ def _receipt(rec: Record) -> str:
     for r in rec.layers:
         wb = "" if r.weight_bits is None else str(r.weight_bits)
         ab = "" if r.activation_bits is None else str(r.activation_bits)
-        zeros = f"{r.zeros:,}" if r.op in ("conv", "linear") else ""
+        zeros = f"{r.zeros:,}" if r.op in ("conv", "matmul") else ""
         rows.append(f"  {_short(r.layer):32} {r.op:7} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}")
     return "\n".join(rows)
 

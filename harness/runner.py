@@ -1,9 +1,11 @@
-"""Start the worker in a child process, hold it to its limits, and collect what it wrote.
+"""Start a stage in a child process, hold it to its limits, and collect what it wrote.
 
-The parent never imports the submission's code nor torch. `run()` writes the job file into
-a fresh scratch folder, runs `python -m harness.worker JOB` there (unconfined, under
-bubblewrap or in a Docker container: `command()` is the single place that composes the
-command line), with its output sent to a log file, and reads `result.json` back.
+The parent never imports the submission's code nor torch. A `Worker` makes a fresh scratch
+folder and starts `python -m harness.build|measure JOB` (unconfined, under bubblewrap or in a
+Docker container: `command()` is the single place that composes the command line), with its
+output sent to a log file. `finish(job)` hands it its job file (stage 2 is started before its
+job exists, so that its imports overlap stage 1) and watches it until it exits; `result` then
+holds its `result.json`, read defensively.
 
 While it runs, the parent watches the worker every `POLL_S` seconds: the resident memory
 of all the processes of its tree and the count of their processes and threads (from /proc),
@@ -22,6 +24,7 @@ import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -46,55 +49,79 @@ _PR_SET_PDEATHSIG = 1
 class Outcome:
     """What came back from one worker run."""
 
-    result: dict | None  # the worker's result.json, if it wrote a readable one
+    result: dict | None  # its result.json, if it wrote a readable one
     returncode: int | None
     log: str  # tail of the worker's stdout and stderr
     killed: str | None = None  # which limit killed it, if one did
     seconds: float = 0.0
     problem: str | None = None  # why result.json was not read, when it was there
-    peak_mb: float = 0.0  # the most resident memory its process tree held, MiB
-    peak_tasks: int = 0  # the most processes and threads it had at once
 
 
-def command(job: dict, scratch: Path, box: Sandbox) -> list[str]:
-    """The worker's command line for `job` (host paths) in `box`, its job file in `scratch`."""
+def command(stage: str, binds: dict[str, str], scratch: Path, box: Sandbox) -> list[str]:
+    """The command line of `stage` in `box`, with `binds` (host -> inside, read-only) and its job in `scratch`."""
     if box.kind == "bwrap":
-        return sandbox.bwrap_argv(job, scratch, box)
+        return sandbox.bwrap_argv(stage, binds, scratch, box)
     if box.kind == "docker":
-        return sandbox.docker_argv(job, scratch, box)
-    return sandbox.worker_argv(sys.executable, scratch / "job.json")
+        return sandbox.docker_argv(stage, binds, scratch, box)
+    return sandbox.worker_argv(sys.executable, stage, scratch / "job.json")
 
 
-def run(job: dict, box: Sandbox | float) -> Outcome:
-    """Run the worker on `job` in `box` (or unconfined with this time limit) and collect its outcome."""
-    if not isinstance(box, Sandbox):
-        box = Sandbox(kind="none", limits=Limits(timeout_s=float(box), memory_mb=2**20, processes=2**20,
-                                                 scratch_mb=2**20))
-    with tempfile.TemporaryDirectory(prefix="harness-") as scratch:
-        folder = Path(scratch)
-        host_job = {**job, "out": str(folder)}
-        (folder / "job.json").write_text(json.dumps(host_job if box.kind == "none" else sandbox.inside(job)))
-        log_path = folder / "worker.log"
-        env = {**os.environ, **sandbox.WORKER_ENV}
-        start = time.perf_counter()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(command(host_job, folder, box), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                    preexec_fn=_child_limits(box.limits))
-            watch = _Watch(proc, box, folder, log)
-            try:
-                watch.until_done()
-            finally:
-                watch.kill()
-        out = Outcome(result=None, returncode=proc.returncode, log=_tail(log_path), killed=watch.killed,
-                      seconds=time.perf_counter() - start, peak_mb=round(watch.peak_mb, 1), peak_tasks=watch.peak_tasks)
+class Worker:
+    """One stage's process: started at once, given its job by `finish`, always cleaned up by `close`."""
+
+    def __init__(self, stage: str, box: Sandbox, binds: dict[str, str], job: dict | None = None):
+        self.stage, self.box, self.binds = stage, box, binds
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"harness-{stage}-"))
+        if job is not None:
+            self._write_job(job)
+        self.log = open(self.scratch / "worker.log", "wb")
+        self.start = time.perf_counter()
+        self.proc = subprocess.Popen(command(stage, binds, self.scratch, box), cwd=self.scratch,
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **sandbox.WORKER_ENV}, start_new_session=True,
+                                     preexec_fn=_child_limits(box.limits))
+        self.watch = _Watch(self.proc, box, self.scratch, self.log)
+
+    def inside(self, host: str | Path | None) -> str | None:
+        """How the worker names a host path (its scratch folder or a bound path)."""
+        if host is None or self.box.kind == "none":
+            return None if host is None else str(host)
+        if Path(host) == self.scratch or Path(host).parent == self.scratch:
+            return str(Path(sandbox.SCRATCH) / Path(host).relative_to(self.scratch))
+        return self.binds[str(host)]
+
+    def finish(self, job: dict | None = None) -> Outcome:
+        """Hand over `job` (unless given at the start), watch until the worker exits, read its result."""
+        if job is not None:
+            self._write_job(job)
+        self.watch.deadline = time.perf_counter() + self.box.limits.timeout_s
+        try:
+            self.watch.until_done()
+        finally:
+            self.watch.kill()
+            self.log.close()
+        out = Outcome(result=None, returncode=self.proc.returncode, log=_tail(self.scratch / "worker.log"),
+                      killed=self.watch.killed, seconds=time.perf_counter() - self.start)
         if out.killed is None:
-            out.killed = _signal_limit(proc.returncode, box)
+            out.killed = _signal_limit(self.proc.returncode, self.box)
         if out.killed is None:
-            out.result, out.problem = _read_result(folder / "result.json")
-        if out.result and box.kind != "none":
-            _outside_paths(out.result, job["submission"])
+            out.result, out.problem = _read_result(self.scratch / "result.json")
         return out
+
+    def cancel(self) -> None:
+        """Stop the worker without waiting for it to finish."""
+        self.watch.kill()
+        self.log.close()
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.cancel()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _write_job(self, job: dict) -> None:
+        tmp = self.scratch / ".job.json.tmp"
+        tmp.write_text(json.dumps(job))
+        tmp.replace(self.scratch / "job.json")
 
 
 class _Watch:
@@ -281,13 +308,6 @@ def _read_result(path: Path) -> tuple[dict | None, str | None]:
     if not isinstance(result, dict):
         return None, f"result.json holds {type(result).__name__}, not a mapping"
     return result, None
-
-
-def _outside_paths(result: dict, submission: str) -> None:
-    """Name the submission's files by their host paths in the worker's messages, as without a sandbox."""
-    for key in ("message", "traceback"):
-        if isinstance(result.get(key), str):
-            result[key] = result[key].replace(f"{sandbox.SUBMISSION}/", f"{str(submission).rstrip('/')}/")
 
 
 def _open_plain(path: Path):

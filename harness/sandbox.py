@@ -1,18 +1,20 @@
 """Where the worker runs: unconfined, in a bubblewrap sandbox, or in a Docker container.
 
-The worker executes a submission's untrusted code. Under `bwrap` or `docker` it sees only
+Both stages run here. Stage 1 (`harness.build`) executes a submission's untrusted code; stage 2
+(`harness.measure`) runs harness code on the program stage 1 exported, as hostile as the
+submission. Under `bwrap` or `docker` each sees only
 
 * the Python environment, read-only (its prefixes, the site-packages holding torch and numpy,
   and the harness package's own folder; under docker, the image's),
-* the submission directory, read-only, at `/submission`,
-* the unlabelled test images FILE, read-only, at `/data/images.npy` (never the cache folder
-  that holds it, where the labels lie beside the images),
-* its scratch folder at `/scratch` (job.json in, result.json and the log out) and a
+* stage 1: the submission directory, read-only, at `/submission`; stage 2: the unlabelled test
+  images, in this evaluation's random order, read-only, at `/data/images.npy` (never the cache
+  folder, where the labels lie), and never the submission;
+* its scratch folder at `/scratch` (job.json in; result.json, graph.pt2 and the log out) and a
   size-limited tmpfs at `/tmp`;
 
 with no network (a private network namespace with only loopback), its own PID namespace, a
 read-only root, no capabilities and an environment cleared but for a few variables.
-`inside()` rewrites a job's paths for the inside; `bwrap_argv()` and `docker_argv()` compose
+`bwrap_argv()` and `docker_argv()` compose
 the command lines (pure functions of their arguments); `choose()` turns the competition's
 `isolation: auto|none|bwrap|docker` and limits into a `Sandbox`. The limits themselves (time,
 memory, processes, file size) are enforced by `harness.runner`; under docker the engine
@@ -116,19 +118,15 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def inside(job: dict) -> dict:
-    """The job as the sandboxed worker sees it: its paths replaced by the mount points."""
-    return {**job, "submission": SUBMISSION, "images": IMAGES if job.get("images") else None, "out": SCRATCH}
+def worker_argv(python: str, stage: str, job_path: str | Path) -> list[str]:
+    """A stage's own command line: `stage` is build (stage 1) or measure (stage 2)."""
+    return [python, "-m", f"harness.{stage}", str(job_path)]
 
 
-def worker_argv(python: str, job_path: str | Path) -> list[str]:
-    """The worker's own command line."""
-    return [python, "-m", "harness.worker", str(job_path)]
-
-
-def bwrap_argv(job: dict, scratch: str | Path, box: Sandbox, python: str | None = None,
+def bwrap_argv(stage: str, binds: dict[str, str], scratch: str | Path, box: Sandbox, python: str | None = None,
                mounts: list[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
-    """bubblewrap's command line running the worker on `job` (host paths) with `scratch` as /scratch.
+    """bubblewrap's command line running `stage` with `scratch` as /scratch and `binds` (host path ->
+    path inside) read-only: the submission for stage 1, the test images for stage 2.
 
     `mounts` (default `python_mounts()`) are bound read-only at their own paths; `env`
     (default `os.environ`) supplies the few variables in `PASS_ENV`.
@@ -147,14 +145,14 @@ def bwrap_argv(job: dict, scratch: str | Path, box: Sandbox, python: str | None 
         argv += _gpu_mounts()
     for path in mounts:  # after the tmpfs: an environment installed under /tmp stays visible
         argv += ["--ro-bind", path, path]
-    argv += ["--ro-bind", str(job["submission"]), SUBMISSION]
-    if job.get("images"):
-        argv += ["--ro-bind", str(job["images"]), IMAGES]
+    for host, inner in binds.items():
+        argv += ["--ro-bind", str(host), inner]
     argv += ["--bind", str(scratch), SCRATCH, "--remount-ro", "/", "--chdir", SCRATCH, "--"]
-    return argv + worker_argv(python, f"{SCRATCH}/job.json")
+    return argv + worker_argv(python, stage, f"{SCRATCH}/job.json")
 
 
-def docker_argv(job: dict, scratch: str | Path, box: Sandbox, user: str | None = None) -> list[str]:
+def docker_argv(stage: str, binds: dict[str, str], scratch: str | Path, box: Sandbox,
+                user: str | None = None) -> list[str]:
     """`docker run` of the worker in `box.image`, with the same mounts as under bwrap.
 
     The container runs as `user` (default: this process's uid:gid) so that what it writes to
@@ -166,14 +164,13 @@ def docker_argv(job: dict, scratch: str | Path, box: Sandbox, user: str | None =
             "--tmpfs", f"/tmp:rw,nosuid,nodev,size={lim.scratch_mb}m",
             "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--pids-limit", str(lim.processes),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", user,
-            "-e", "HOME=/tmp", *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")],
-            "-v", f"{job['submission']}:{SUBMISSION}:ro"]
-    if job.get("images"):
-        argv += ["-v", f"{job['images']}:{IMAGES}:ro"]
+            "-e", "HOME=/tmp", *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")]]
+    for host, inner in binds.items():
+        argv += ["-v", f"{host}:{inner}:ro"]
     argv += ["-v", f"{scratch}:{SCRATCH}", "-w", SCRATCH]
     if box.gpus:
         argv += ["--gpus", "all"]
-    return argv + [box.image] + worker_argv("python", f"{SCRATCH}/job.json")
+    return argv + [box.image] + worker_argv("python", stage, f"{SCRATCH}/job.json")
 
 
 def container_name(scratch: str | Path) -> str:

@@ -1,54 +1,61 @@
 """The ResNet18-normalised score (lower is better) and the verification of declared claims.
 
-    score = [1 - (p_s + p_u)] * (q_w / 32) * w / W_ref  +  (1 - p_s) * (max(q_w, q_a) / 32) * f / F_ref
+    score = [1 - (p_s + p_u)] * (q_w / 32) * w / W_ref  +  (1 - p_s') * (max(q_w, q_a) / 32) * f / F_ref
 
 with p_s, p_u the structured and unstructured pruned fractions of all weights, q_w, q_a
 the weight and activation bits, w the parameters, f the MACs of one image, and the
 references W_ref = 5.6e6, F_ref = 2.8e8 (ResNet18 at 16 bits) from the competition config.
 Only what is both declared and verified is credited: effective pruning is
 min(declared, measured), effective bits max(declared, measured).
+
+Scoring version 2: on the MAC term, structured pruning is credited only up to the share of f
+that the zero output channels really carry, p_s' = min(p_s, structured_mac_share). Zero
+channels added where they cost nothing (a zero layer on a 1x1 input) raise p_s but carry no
+MACs, so they cannot shrink the MAC term. The weight term keeps p_s: adding Z zero weights to
+w and to the pruned weights leaves (1 - p_s - p_u) * w unchanged, so padding gains nothing there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import Compression, Score
 
-SCORING_VERSION = "1"  # bump when the formula or the claim rules change
+SCORING_VERSION = "2"  # bump when the formula or the claim rules change
 FULL_BITS = 32
+# The CIFAR ResNet18 (benchmarks/models.py), the reference model of the score, as the judge counts
+# it: convolutions and fc 555,422,720 MACs, residual additions 245,760, average pool 8,192.
+RESNET18_PARAMS = 11_173_962
+RESNET18_MACS = 555_676_672
 
 
-@dataclass(frozen=True)
-class Terms:
-    params_term: float
-    ops_term: float
-
-    @property
-    def total(self) -> float:
-        return self.params_term + self.ops_term
+def reference_score(rules) -> float:
+    """The score of the CIFAR ResNet18 in float16 (about 1.99 with the default rules)."""
+    half = Compression(weight_bits=16, activation_bits=16, structured_pruning=0.0, unstructured_pruning=0.0)
+    return score(RESNET18_PARAMS, RESNET18_MACS, half, 0.0, rules).total
 
 
-def score(params: int, macs: int, p_s: float, p_u: float, q_w: int, q_a: int,
-          reference_params: float = 5.6e6, reference_macs: float = 2.8e8) -> Terms:
-    """The two terms of the score for the given (effective) compression."""
-    params_term = (1.0 - (p_s + p_u)) * (q_w / FULL_BITS) * params / reference_params
-    ops_term = (1.0 - p_s) * (max(q_w, q_a) / FULL_BITS) * macs / reference_macs
-    return Terms(params_term=params_term, ops_term=ops_term)
+def score(params: int, macs: int, c: Compression, mac_share: float | None, rules) -> Score:
+    """The two terms of the score for the effective compression `c`; `rules` holds the references."""
+    ops_pruning = min(c.structured_pruning, mac_share if mac_share is not None else c.structured_pruning)
+    params_term = (1.0 - (c.structured_pruning + c.unstructured_pruning)) * (c.weight_bits / FULL_BITS) \
+        * params / rules.reference_params
+    ops_term = (1.0 - ops_pruning) * (max(c.weight_bits, c.activation_bits) / FULL_BITS) * macs / rules.reference_macs
+    return Score(params_term=params_term, ops_term=ops_term, total=params_term + ops_term, ops_pruning=ops_pruning)
 
 
-def verify(declared: dict, measured: dict) -> tuple[dict, list[str]]:
+def verify(declared: Compression, measured: Compression) -> tuple[Compression, list[str]]:
     """Effective compression and the list of failed claims.
 
     A pruning claim holds when declared <= measured; a bit claim when declared >= measured.
     """
     effective, failures = {}, []
     for key in ("structured_pruning", "unstructured_pruning"):
-        d, m = declared[key], measured[key]
+        d, m = getattr(declared, key), getattr(measured, key)
         effective[key] = min(d, m)
         if d > m + 1e-9:
             failures.append(f"{key}: declared {d:.4f}, measured only {m:.4f}")
     for key in ("weight_bits", "activation_bits"):
-        d, m = declared[key], measured[key]
+        d, m = getattr(declared, key), getattr(measured, key)
         effective[key] = max(d, m)
         if d < m:
             failures.append(f"{key}: declared {d}, measured {m} (a value needs more than {d} bits)")
-    return effective, failures
+    return Compression(**effective), failures

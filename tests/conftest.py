@@ -155,3 +155,24 @@ def make_submission(folder: Path, code: str, manifest: dict | None = None, facto
 @pytest.fixture
 def oracle(tmp_path):
     return make_submission(tmp_path / "oracle", ORACLE)
+
+
+def exported(model, tmp_path: Path, name: str = "graph.pt2") -> Path:
+    """Export a (trusted, test) model as stage 1 does; the archive's path."""
+    from harness.build.export import export
+
+    path = tmp_path / name
+    export(model.eval(), path, submission="/nonexistent")
+    return path
+
+
+def measured(model, tmp_path: Path, x=None, half_weights: bool = False, half_inputs: bool = False) -> dict:
+    """Export `model` and profile it with stage 2's own code (reader, graph, profile), in this process."""
+    import torch
+
+    from harness.measure import archive, graph, profile
+
+    g = graph.Graph(archive.read(exported(model, tmp_path)), torch.device("cpu"), half_weights, half_inputs)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) if x is None else x
+    with torch.inference_mode():
+        return profile.profile(g, x)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.bits import bits, zeros
+from harness.measure.bits import MIN_CHANNEL, bits, zeros
 
 torch.manual_seed(0)
 W = torch.randn(64, 3, 3, 3)
@@ -41,6 +41,20 @@ def test_grid_with_offset_and_missing_levels():
 def test_small_quantised_channels_are_recognised():
     w = per_channel(torch.randn(16, 3, 3, 3), 127)  # 27 values a channel on 255 levels
     assert bits(w) == 8
+
+
+def test_channels_of_one_or_a_few_values_prove_nothing():
+    """One value per channel always lies on a 1-level grid of its own: the layer is float."""
+    assert bits(torch.randn(128, 1)) == 32  # F.linear per input feature: 128 channels of one value
+    assert bits(torch.randn(64, MIN_CHANNEL - 1)) == 32
+    assert bits(per_channel(torch.randn(64, MIN_CHANNEL), 7)) == 4  # from MIN_CHANNEL values on
+    assert bits(per_channel(torch.randn(64, 3), 7)) == 32  # small quantised channels: the tensor as a whole
+    assert bits(per_channel(torch.randn(64, 12), 7), None) > 4  # per tensor only: one grid for all
+
+
+def test_one_grid_for_the_whole_tensor_with_a_zero_point():
+    taps = 0.6 + 0.0117 * torch.randint(0, 32, (256, 1, 1, 1)).float()  # quant-w5a5-pruned's centre taps
+    assert bits(taps) == 5
 
 
 def test_codebook_of_non_uniform_values():

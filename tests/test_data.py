@@ -11,20 +11,35 @@ from harness.errors import DataError
 from .conftest import class_images, write_batches, write_folder
 
 
+def _paired(t) -> bool:
+    """Each cached image still carries its own label (class_images: grey level 10 + 25 k)."""
+    return bool(np.abs(t.images()[:, 0, 0, 0].astype(int) - (10 + 25 * t.labels)).max() <= 3)
+
+
 def test_folder_layout_root_and_test_folder(folder_data):
     images, labels = class_images()
     for path in (folder_data, folder_data / "test"):
-        t = data.load_test(path)
+        t = data.load_test(path)  # the first call decodes, the second reads the cache: the same pairs
         assert t.size == 100 and t.source.startswith("ImageFolder")
-        assert np.array_equal(t.labels, labels)
-        assert np.abs(t.images().astype(int) - images.astype(int)).max() <= 3  # JPEG round trip
+        assert _paired(t) and np.array_equal(np.sort(t.labels), labels)
+
+
+def test_the_cache_is_never_ordered_by_class(batches_data):
+    _, labels = class_images()
+    t = data.load_test(batches_data)
+    assert np.array_equal(np.sort(t.labels), labels) and not np.array_equal(t.labels, labels)
+    runs = int((np.diff(t.labels) != 0).sum())
+    assert runs > 50  # 100 images of 10 classes: a sorted order has 9 changes of class
 
 
 def test_batches_layout_root_and_folder(batches_data):
     images, labels = class_images()
     for path in (batches_data, batches_data / "cifar-10-batches-py"):
         t = data.load_test(path)
-        assert np.array_equal(t.images(), images) and np.array_equal(t.labels, labels)
+        assert _paired(t)
+        order = np.argsort(t.labels, kind="stable")
+        assert np.array_equal(np.sort(t.images().reshape(100, -1), axis=0), np.sort(images.reshape(100, -1), axis=0))
+        assert np.array_equal(t.labels[order], labels)
 
 
 def test_cache_is_reused_and_keyed_by_content(folder_data, monkeypatch):
@@ -34,7 +49,7 @@ def test_cache_is_reused_and_keyed_by_content(folder_data, monkeypatch):
     again = data.load_test(folder_data)
     assert again.sha256 == first.sha256 and calls == []  # no second decode
     images_file = again.images_path
-    assert images_file.name == f"{first.sha256}.images.npy"
+    assert images_file.name == f"{first.sha256}.shuffled.images.npy"
     assert not np.lib.format.open_memmap(images_file).dtype.names  # images only, no labels inside
 
 

@@ -24,7 +24,7 @@ class Constant(nn.Module):
         self.fc = nn.Linear(3, 10)
 
     def forward(self, x):
-        return self.fc(x.mean(dim=(2, 3))) * 0 + torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10)
+        return self.fc(x.mean(dim=(2, 3))) * 0 + torch.tensor([1.0] + [0.0] * 9)  # always class 0
 
 def build_model():
     return Constant()
@@ -45,12 +45,12 @@ def test_oracle_is_eligible_in_both_layouts(request, capsys, tmp_path, oracle, l
     assert code == 0
     assert rec["status"] == "ok" and rec["eligible"] and rec["claims_verified"]
     assert (rec["accuracy"], rec["correct"], rec["total"]) == (1.0, 100, 100)
-    assert rec["params"] == 20 and rec["macs"] == 10
+    assert rec["params"] == 20 and rec["macs"] == 10 + 2 * 32 * 8  # fc; the two means over 32 x 8 pixels
     assert rec["flip"]["flipped_accuracy"] == 1.0 and not rec["flip"]["flagged"]
     prov = rec["provenance"]
     assert prov["dataset_sha256"] and prov["submission_sha256"] and set(prov["files"]) == {
         "model.py", "weights.pt", "submission.yaml"}
-    assert prov["harness_version"] and prov["scoring_version"] == "1" and prov["device"].startswith("cpu")
+    assert prov["harness_version"] and prov["scoring_version"] == "2" and prov["device"].startswith("cpu")
     files = list(results.glob("*.json"))
     assert len(files) == 1 and read(files[0]).model_dump(mode="json") == rec
 
@@ -82,14 +82,13 @@ def test_broken_submissions_end_as_clear_records(capsys, tmp_path, folder_data):
                                   state={}),
         "shape": make_submission(tmp_path / "shape", "from torch import nn\ndef build_model():\n"
                                  "    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 7))\n"),
-        "nan": make_submission(tmp_path / "nan", "import torch\nfrom torch import nn\nclass N(nn.Module):\n"
-                               "    def forward(self, x):\n        return torch.full((len(x), 10), float('nan'))\n"
+        "nan": make_submission(tmp_path / "nan", "from torch import nn\nclass N(nn.Module):\n"
+                               "    def forward(self, x):\n        return x.flatten(1)[:, :10] * float('nan')\n"
                                "def build_model():\n    return N()\n"),
         "mismatch": make_submission(tmp_path / "mismatch", ORACLE, state={"fc.weight": __import__("torch").zeros(10, 1),
                                                                           "extra": __import__("torch").zeros(1)}),
         "manifest": make_submission(tmp_path / "manifest", ORACLE, manifest={"compression": {"weight_bits": 64}}),
     }
-    (subs["mismatch"] / "weights.pt").exists()
     pickled = make_submission(tmp_path / "pickle", ORACLE)
     (pickled / "weights.pt").write_bytes(pickle.dumps(_Boom()))
     subs["pickle"] = pickled
@@ -146,44 +145,35 @@ def build_model():
     assert t["score"]["total"] == pytest.approx(t["score"]["params_term"] + t["score"]["ops_term"])
 
 
-def test_float32_is_pinned_to_ieee_after_the_factory(capsys, tmp_path):
+def test_float32_is_pinned_to_ieee_in_the_measuring_stage(tmp_path, monkeypatch):
+    """Whatever the submission's code set in stage 1, stage 2 computes IEEE float32 (no TF32) with
+    deterministic cuDNN: it pins the flags itself before it runs the graph."""
     torch = pytest.importorskip("torch")
     if not hasattr(torch.backends.cudnn, "conv"):
         pytest.skip("torch < 2.9 has only the legacy TF32 flags")
-    strict = """
-import torch
-from torch import nn
+    from harness.jobs import MeasureJob
+    from harness.measure import __main__ as stage2
 
-class Strict(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(3, 10)
+    from .conftest import exported
 
-    def forward(self, x):
-        b = torch.backends
-        flags = (b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision, b.cudnn.deterministic, b.cudnn.benchmark)
-        if flags != ("ieee", "ieee", True, False):
-            raise RuntimeError(f"float32 not pinned: {flags}")
-        return self.fc(x.mean(dim=(2, 3)))
-
-def build_model():
-    torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = "tf32"
-    torch.backends.cudnn.benchmark = True
-    return Strict()
-"""
-    sub = make_submission(tmp_path / "strict", strict)
-    code, rec = run_json(capsys, "profile", str(sub))
-    assert rec["status"] == "ok", rec["errors"]
-    assert rec["params"] == 40
+    b = torch.backends
+    for flags in (b.cudnn.conv, b.cudnn.rnn, b.cuda.matmul):  # all three, so that all are restored after
+        monkeypatch.setattr(flags, "fp32_precision", "tf32")
+    monkeypatch.setattr(b.cudnn, "benchmark", True)
+    monkeypatch.setattr(b.cudnn, "deterministic", False)
+    graph = exported(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)), tmp_path)
+    result = stage2.run(MeasureJob(graph=str(graph), out=str(tmp_path), device="cpu"))
+    seen = (b.cudnn.conv.fp32_precision, b.cuda.matmul.fp32_precision, b.cudnn.deterministic, b.cudnn.benchmark)
+    assert seen == ("ieee", "ieee", True, False) and result["params"] == 30_730
 
 
 def test_sibling_imports_and_human_output(capsys, tmp_path):
     sub = make_submission(tmp_path / "sib", "from blocks import build\ndef build_model():\n    return build()\n",
                           extra={"blocks.py": "from torch import nn\ndef build():\n"
-                                 "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))\n"})
-    assert main(["profile", str(sub)]) in (0, 1, 2, 3)
+                                 "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(3600, 10))\n"})
+    assert main(["profile", str(sub)]) == 0  # built from the sibling module, exported, claims verified
     out = capsys.readouterr().out
-    assert "testers/sib" in out
+    assert "testers/sib  (" in out and "status: ok" in out and "weights w = 36,122" in out
 
 
 def test_cli_subprocess_help_is_light_and_exit_codes(tmp_path, oracle):
@@ -195,3 +185,60 @@ def test_cli_subprocess_help_is_light_and_exit_codes(tmp_path, oracle):
     assert bad.returncode == 3 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
     prof = subprocess.run([sys.executable, "-m", "harness", "profile", str(oracle)], capture_output=True, text=True)
     assert prof.returncode == 0 and "score =" in prof.stdout and "layer" in prof.stdout
+
+
+def test_an_answer_that_depends_on_the_rest_of_the_batch_is_refused(capsys, tmp_path, folder_data):
+    """Test-time statistics of the batch (here its mean image) make each answer depend on the others."""
+    batchwise = """
+from torch import nn
+
+class Batchwise(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3072, 10)
+
+    def forward(self, x):
+        return self.fc((x - x.mean(0, keepdim=True)).flatten(1))
+
+def build_model():
+    return Batchwise()
+"""
+    sub = make_submission(tmp_path / "batchwise", batchwise)
+    code, rec = run_json(capsys, "evaluate", str(sub), "--data", str(folder_data), "--results", str(tmp_path / "r"),
+                         "--config", str(_rules(tmp_path, batch_size=50)))
+    assert code == 3 and rec["status"] == "error" and not rec["eligible"]
+    assert "depends on the other images of its batch" in rec["errors"][0]
+
+
+def _rules(tmp_path, **values):
+    import yaml
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_a_model_that_does_not_export_is_told_where(capsys, tmp_path):
+    branchy = """
+from torch import nn
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3072, 10)
+
+    def forward(self, x):
+        if x.mean().item() > 0.5:  # a Python branch on a tensor's value
+            x = x * 2
+        return self.fc(x.flatten(1))
+
+def build_model():
+    return Branchy()
+"""
+    sub = make_submission(tmp_path / "branchy", branchy)
+    code, rec = run_json(capsys, "profile", str(sub))
+    assert code == 2 and rec["status"] == "invalid"
+    message = rec["errors"][0]
+    assert "does not export with torch.export" in message
+    assert "at model.py:10 (forward) `if x.mean().item() > 0.5:" in message  # the student's own line
+    assert str(sub) in rec["traceback"] and "/submission/" not in message  # host paths, not the sandbox's

@@ -15,13 +15,13 @@ from .conftest import REPO, SHARED_DATA, load_scripts, write_batches
 EXAMPLES = sorted(p for p in (REPO / "submissions").iterdir() if (p / "submission.yaml").is_file())
 SUBSET_PER_CLASS = 50
 # What `python -m harness evaluate submissions/<name> --data ../shared/data/cifar10-jpg` printed
-# (on the CPU; each example's README): correct predictions out of 10,000 and the score.
+# (on the CPU; each example's README): correct predictions out of 10,000, weights, MACs and score.
 EXPECTED = {
-    "baseline-cnn": dict(correct=9036, score=0.5981),
-    "pruned-fp16": dict(correct=9002, score=0.4942),
-    "quant-w8a8": dict(correct=9028, score=0.2990),
-    "quant-w8a8-pruned": dict(correct=9019, score=0.2735),
-    "quant-w5a5-pruned": dict(correct=9016, score=0.1711),
+    "baseline-cnn": dict(correct=9036, params=1_972_792, macs=236_294_730, score=0.5981),
+    "pruned-fp16": dict(correct=9002, params=1_972_792, macs=236_294_730, score=0.4942),
+    "quant-w8a8": dict(correct=9028, params=1_972_829, macs=236_294_730, score=0.2991),
+    "quant-w8a8-pruned": dict(correct=9019, params=1_972_829, macs=236_294_730, score=0.2735),
+    "quant-w5a5-pruned": dict(correct=9017, params=1_974_947, macs=236_775_034, score=0.1713),
 }
 CORRECT_SLACK = 20  # predictions that may flip between devices and kernels
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real CIFAR-10 images not found at {SHARED_DATA}")
@@ -53,8 +53,8 @@ def test_example_on_a_subset(capsys, tmp_path, real_subset, example):
     code, rec = evaluate(capsys, example, real_subset, tmp_path)
     assert rec["status"] == "ok", rec["errors"]
     assert rec["claims_verified"], rec["claim_failures"]
-    assert not rec["uncounted_ops"]
     want = EXPECTED[example.name]
+    assert (rec["params"], rec["macs"]) == (want["params"], want["macs"])
     assert abs(rec["accuracy"] - want["correct"] / 10_000) <= 0.04  # 500 images: sampling noise
     assert rec["score"]["total"] == pytest.approx(want["score"], abs=1e-4)
 

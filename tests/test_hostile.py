@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,26 +26,61 @@ from harness.record import read
 from .conftest import REPO, class_images, write_folder
 
 HOSTILE = Path(__file__).with_name("hostile")
-# case -> (status, a fragment of its message); the order is the evaluation's: killers in the middle.
+HONEST_BIG = {"params": 1_055_134, "macs": 1_938_964}  # the big honest network of several cases (ATTACKS.md)
+
+
+@dataclass(frozen=True)
+class Case:
+    """What the record of a hostile case must say: its status, a fragment of its errors (or of its
+    failed claims), and the numbers the judge itself must have found."""
+
+    status: str
+    fragment: str | None = None
+    eligible: bool = False
+    numbers: dict = field(default_factory=dict)  # record field -> exact value
+    accuracy_at_most: float | None = None
+    score_at_least: float | None = None
+
+
+# case -> what its record must say; the order is the evaluation's: killers in the middle.
 EXPECTED = {
-    "broken_yaml": ("invalid", "not valid YAML"),
-    "unknown_key": ("invalid", "compresion: unknown key"),
-    "missing_file": ("invalid", "file 'missing.pt' not found"),
-    "pickle_weights": ("invalid", "weights_only=True"),
-    "infinite_loop": ("error", "worker killed: time limit of"),
-    "factory_raises": ("error", "build_model() raised ValueError: no model today"),
-    "memory_hog": ("error", "worker killed: memory limit of 1200 MiB"),
-    "wrong_shape": ("invalid", "expected [16, 10]"),
-    "process_spawner": ("error", "worker killed: process limit of 48"),
-    "nan_output": ("error", "NaN"),
-    "log_flood": ("error", "worker killed: file size limit of 32 MiB"),
-    "state_mismatch": ("invalid", "missing keys: 1.bias"),
-    "network_call": ("error", "Network is unreachable"),
-    "forged_result": ("error", "worker returned a malformed result"),
-    "writes_outside": ("error", "of 5 writes outside the scratch folder succeeded"),  # and none reached the host
-    "label_thief": ("error", "no test labels found on disk"),
+    # the sandbox: the submission's code cannot escape, hang, flood or starve the judge
+    "broken_yaml": Case("invalid", "not valid YAML"),
+    "unknown_key": Case("invalid", "compresion: unknown key"),
+    "missing_file": Case("invalid", "file 'missing.pt' not found"),
+    "pickle_weights": Case("invalid", "weights_only=True"),
+    "infinite_loop": Case("error", "time limit of"),
+    "factory_raises": Case("error", "build_model() raised ValueError: no model today"),
+    "memory_hog": Case("error", "memory limit of 1200 MiB"),
+    "wrong_shape": Case("invalid", "expected [16, 10]"),
+    "process_spawner": Case("error", "process limit of 48"),
+    "nan_output": Case("error", "NaN"),
+    "log_flood": Case("error", "file size limit of 32 MiB"),
+    "state_mismatch": Case("invalid", "missing keys: 1.bias"),
+    "network_call": Case("error", "Network is unreachable"),
+    "forged_result": Case("error", "malformed result"),
+    "writes_outside": Case("error", "of 5 writes outside the scratch folder succeeded"),  # none reached the host
+    "label_thief": Case("error", "no test labels found on disk"),
+    # the score: what is counted is what the graph that answered computes (tests/hostile/ATTACKS.md)
+    "measure_patched": Case("ok", "weight_bits: declared 1, measured 32", numbers=HONEST_BIG),
+    "negative_counts": Case("ok", eligible=True, numbers=HONEST_BIG),
+    "dispatch_escape": Case("invalid", "does not export with torch.export"),
+    "dispatch_escape_c": Case("invalid", "does not export with torch.export"),
+    "decoy": Case("ok", "weight_bits: declared 1, measured 4", numbers={"params": 11}),  # judged as the decoy
+    "params_as_buffers": Case("ok", eligible=True, numbers=HONEST_BIG),
+    "zero_padding": Case("ok", eligible=True, score_at_least=0.006643),  # the score without the padding
+    "unfold_conv": Case("ok", eligible=True, numbers={"params": 468, "macs": 388_800 + 14_000}),
+    "fft_conv": Case("invalid", "FFT has no multiply-accumulate rule"),
+    "einsum_conv": Case("ok", "weight_bits: declared 1, measured 32"),
+    "one_value_channels": Case("ok", "weight_bits: declared 1, measured 32"),
+    "order_lookup": Case("ok", accuracy_at_most=0.3),
+    "images_file_lookup": Case("invalid", "does not export with torch.export"),
+    "torch_ao": Case("invalid", "torch.ao quantized modules"),
+    "transformer": Case("ok", eligible=True, numbers={"params": 70_750, "macs": 5_440_138 + 4 * 4096 + 4618}),
+    "mha": Case("ok", eligible=True, numbers={"params": 20_446, "macs": 1_770_122 + 4618}),
 }
-SUITE_RULES = {"isolation": "bwrap", "timeout_s": 30, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32}
+GENERATED = [c for c, e in EXPECTED.items() if list(EXPECTED).index(c) >= list(EXPECTED).index("measure_patched")]
+SUITE_RULES = {"isolation": "bwrap", "timeout_s": 60, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32}
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
                                  reason=f"bubblewrap unusable here: {sandbox.bwrap_problem()}")
@@ -68,7 +104,7 @@ def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
     for case in EXPECTED:
         folder = shutil.copytree(HOSTILE / case, root / case)
         dirs[case] = folder
-        if case in ("broken_yaml", "unknown_key", "missing_file"):
+        if case in ("broken_yaml", "unknown_key", "missing_file") or case in GENERATED:
             continue
         if case == "pickle_weights":
             (folder / "weights.pt").write_bytes(pickle.dumps(_Boom(root / "PWNED-pickle")))
@@ -78,6 +114,12 @@ def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
             torch.save({"1.weight": torch.zeros(7, 3072), "1.bias": torch.zeros(7)}, folder / "weights.pt")
         else:
             torch.save({}, folder / "weights.pt")  # the model has no parameters, or never gets to load them
+    # these cases share their honest networks (hostile/_shared/networks.py, copied beside their model.py)
+    # and patch modules at import: their own factories save their weights, in a subprocess
+    for case in GENERATED:
+        shutil.copy(HOSTILE / "_shared" / "networks.py", dirs[case] / "networks.py")
+    subprocess.run([sys.executable, str(HOSTILE / "_save_weights.py"), *(str(dirs[c]) for c in GENERATED)],
+                   check=True, capture_output=True, timeout=600)
     (dirs["process_spawner"] / "marker.txt").write_text(marker)
     (dirs["writes_outside"] / "targets.txt").write_text("\n".join(map(str, targets)))
     return dirs
@@ -118,7 +160,7 @@ def suite(tmp_path_factory):
     argv = [sys.executable, "-m", "harness", "evaluate", *map(str, dirs.values()), "--data", str(data),
             "--results", str(results), "--config", str(config), "--json"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=900)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=1800)
         left = survivors(marker, scratch)
         leaked = [str(t) for t in [*targets, tmp / "cases" / "PWNED-pickle"] if t.exists()]
     finally:
@@ -132,12 +174,24 @@ def suite(tmp_path_factory):
 @pytest.mark.slow
 @needs_bwrap
 @pytest.mark.parametrize("case", list(EXPECTED))
-def test_each_case_ends_as_a_clear_record(suite, case):
-    status, fragment = EXPECTED[case]
+def test_each_case_ends_as_an_honest_record(suite, case):
+    want = EXPECTED[case]
     rec = suite["records"].get(case)
     assert rec is not None, suite["done"].stderr[-3000:]
-    assert rec["status"] == status and not rec["eligible"] and rec["reasons"]
-    assert any(fragment in e for e in rec["errors"]), rec["errors"]
+    assert rec["status"] == want.status and rec["eligible"] == want.eligible, (rec["errors"], rec["reasons"])
+    assert rec["eligible"] or rec["reasons"]
+    if want.fragment:
+        assert any(want.fragment in e for e in rec["errors"] + rec["claim_failures"]), rec["errors"]
+    for key, value in want.numbers.items():
+        assert rec[key] == value, (key, rec[key], value)
+    if want.accuracy_at_most is not None:
+        assert rec["accuracy"] <= want.accuracy_at_most
+    if want.score_at_least is not None:
+        assert rec["score"]["total"] >= want.score_at_least
+    if rec["status"] == "ok":  # counts come from the judge: never negative, the receipt adds up
+        assert rec["params"] >= 0 and rec["macs"] >= 0 and rec["score"]["total"] >= 0
+        assert sum(r["params"] for r in rec["layers"]) == rec["params"]
+        assert sum(r["macs"] for r in rec["layers"]) == rec["macs"]
     assert rec["directory"] == str(suite["dirs"][case])
     if case == "writes_outside":  # the repository and home are read-only or absent inside; /tmp is private
         for place in (REPO, Path.home()):  # (a checkout under /tmp is writable inside: the private tmpfs)
@@ -166,8 +220,10 @@ def test_no_process_outlives_the_evaluation_and_nothing_leaks(suite):
     assert list(suite["scratch"].iterdir()) == []  # every scratch folder removed
 
 
-def test_the_label_thief_really_cheats_without_a_sandbox(tmp_path):
-    """Under `none` the thief finds the labels beside the images and scores 100 %: the sandbox is what stops it."""
+def test_without_a_sandbox_the_label_thief_finds_the_labels_but_cannot_use_them(tmp_path):
+    """Under `none` the thief's factory finds the labels beside the images in the cache. It still
+    cannot answer from them: the judge runs only the exported graph, and a lookup in Python does
+    not export."""
     import torch
 
     folder = shutil.copytree(HOSTILE / "label_thief", tmp_path / "label_thief")
@@ -178,5 +234,6 @@ def test_the_label_thief_really_cheats_without_a_sandbox(tmp_path):
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     rec = json.loads(done.stdout)
-    assert rec["status"] == "ok" and rec["accuracy"] == 1.0, rec["errors"]
+    assert rec["status"] == "invalid" and "does not export with torch.export" in rec["errors"][0], rec["errors"]
+    assert "no test labels found" not in rec["errors"][0]  # it did find them
     assert rec["provenance"]["isolation"] == "none"

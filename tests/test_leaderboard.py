@@ -69,17 +69,16 @@ def generate(folder: Path, teams: int = 12, submissions: int = 60, seed: int = 0
         pu = min(pu, 0.9 - ps)
         qw = rng.choice([4, 8, 8, 16, 16, 32])
         qa = max(qw, rng.choice([8, 16, 32]))
-        t = score(params, macs, ps, pu, qw, qa)
+        declared = Compression(structured_pruning=ps, unstructured_pruning=pu, weight_bits=qw, activation_bits=qa)
+        t = score(params, macs, declared, 1.0, RULES)
         acc = min(0.955, max(0.80, rng.gauss(0.895 + 0.03 * skill[team] + 0.01 * math.log10(t.total), 0.025)))
         verified = rng.random() > 0.1
         eligible = acc >= 0.9 and verified
         reasons = ([f"accuracy {acc:.2%} below 90%"] if acc < 0.9 else []) + ([] if verified else
                                                                                ["claims not verified"])
         r = make(team, f"{team}-v{i}", accuracy=round(acc, 4), total=t.total, minutes=i * 97 + rng.uniform(0, 60),
-                 eligible=eligible, reasons=reasons, params=params, macs=macs,
-                 declared=Compression(structured_pruning=ps, unstructured_pruning=pu, weight_bits=qw,
-                                      activation_bits=qa))
-        r.score = Score(params_term=t.params_term, ops_term=t.ops_term, total=t.total)
+                 eligible=eligible, reasons=reasons, params=params, macs=macs, declared=declared)
+        r.score = t
         record.write(r, folder)
     return folder
 

@@ -23,7 +23,8 @@ from harness.sandbox import Limits, Sandbox
 from .conftest import REPO
 from .test_hostile import needs_bwrap, survivors
 
-JOB = {"submission": "/subs/a", "images": "/cache/abc.images.npy", "code": "model.py"}
+BUILD = {"/subs/a": "/submission"}  # stage 1 sees the submission
+MEASURE = {"/tmp/judge/images.npy": "/data/images.npy"}  # stage 2 sees this evaluation's shuffled images
 SCRATCH = "/tmp/harness-x1"
 
 
@@ -36,58 +37,55 @@ def triples(argv: list[str]) -> list[tuple[str, str, str]]:
     return [tuple(argv[i:i + 3]) for i in range(len(argv) - 2) if argv[i].startswith("--")]
 
 
-def test_inside_rewrites_the_paths_of_the_job():
-    assert sandbox.inside({**JOB, "out": "/x"}) == {**JOB, "submission": "/submission", "images": "/data/images.npy",
-                                                   "out": "/scratch"}
-    assert sandbox.inside({**JOB, "images": None})["images"] is None  # profile: no images at all
-
-
 def test_bwrap_binds_an_environment_under_tmp_over_the_private_tmp():
-    argv = sandbox.bwrap_argv(JOB, SCRATCH, box(), python="/tmp/venv/bin/python", mounts=["/tmp/venv"], env={})
+    argv = sandbox.bwrap_argv("build", BUILD, SCRATCH, box(), python="/tmp/venv/bin/python", mounts=["/tmp/venv"],
+                              env={})
     tmpfs = argv.index("/tmp", argv.index("--tmpfs"))
     bind = argv.index("--ro-bind", argv.index("/tmp/venv") - 1)
     assert argv[bind:bind + 3] == ["--ro-bind", "/tmp/venv", "/tmp/venv"] and tmpfs < bind
 
 
-def test_bwrap_argv_exposes_only_the_environment_the_submission_the_images_file_and_scratch():
+def test_bwrap_argv_exposes_only_the_environment_its_own_input_and_scratch():
     env = {"OMP_NUM_THREADS": "2", "SECRET_TOKEN": "hunter2", "HARNESS_CACHE": "/cache"}
-    argv = sandbox.bwrap_argv(JOB, SCRATCH, box(), python="/opt/py/bin/python3", mounts=["/opt/py", "/src/harness"],
-                              env=env)
+    argv = sandbox.bwrap_argv("measure", MEASURE, SCRATCH, box(), python="/opt/py/bin/python3",
+                              mounts=["/opt/py", "/src/harness"], env=env)
     assert argv[:7] == ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                         "--clearenv"]
-    assert argv[argv.index("--"):] == ["--", "/opt/py/bin/python3", "-m", "harness.worker", "/scratch/job.json"]
+    assert argv[argv.index("--"):] == ["--", "/opt/py/bin/python3", "-m", "harness.measure", "/scratch/job.json"]
     inner = {k: v for flag, k, v in triples(argv) if flag == "--setenv"}
     assert set(inner) <= {"PATH", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONDONTWRITEBYTECODE",
                           "PYTHONUNBUFFERED", "PYTHONPATH", *sandbox.PASS_ENV, *sandbox.WORKER_ENV}
     assert inner["OMP_NUM_THREADS"] == "2" and inner["HOME"] == "/tmp" and "SECRET_TOKEN" not in inner
     binds = [t for t in triples(argv) if t[0] in ("--bind", "--ro-bind", "--dev-bind", "--bind-try")]
     assert ("--ro-bind", "/opt/py", "/opt/py") in binds and ("--ro-bind", "/src/harness", "/src/harness") in binds
-    assert ("--ro-bind", "/subs/a", "/submission") in binds
-    assert ("--ro-bind", "/cache/abc.images.npy", "/data/images.npy") in binds  # the file, never its folder
+    assert ("--ro-bind", "/tmp/judge/images.npy", "/data/images.npy") in binds  # the file, never its folder
+    assert "/submission" not in argv and "/subs/a" not in argv  # stage 2 never sees the submission
     assert [t for t in binds if t[0] != "--ro-bind"] == [("--bind", SCRATCH, "/scratch")]  # the only writable one
     assert "/cache" not in argv and not any("labels" in a for a in argv) and "--share-net" not in argv
     size = str(256 * 2**20)
     assert ("--size", size, "--tmpfs") in triples(argv) and argv.count("--tmpfs") == 2
     assert argv.index("--remount-ro") > max(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind"))
-    profile = sandbox.bwrap_argv({**JOB, "images": None}, SCRATCH, box(), python="/p", mounts=[], env={})
-    assert "/data/images.npy" not in profile
+    build = sandbox.bwrap_argv("build", BUILD, SCRATCH, box(), python="/p", mounts=[], env={})
+    assert ("--ro-bind", "/subs/a", "/submission") in triples(build)  # stage 1 sees the submission, no images
+    assert "/data/images.npy" not in build
+    assert build[build.index("--"):] == ["--", "/p", "-m", "harness.build", "/scratch/job.json"]
 
 
 def test_docker_argv_is_composed_exactly():
-    argv = sandbox.docker_argv(JOB, SCRATCH, box("docker", gpus=True), user="1000:1000")
+    argv = sandbox.docker_argv("measure", MEASURE, SCRATCH, box("docker", gpus=True), user="1000:1000")
     assert argv == [
         "docker", "run", "--rm", "--name", "harness-worker-harness-x1", "--network", "none", "--read-only",
         "--tmpfs", "/tmp:rw,nosuid,nodev,size=256m", "--memory", "4096m", "--memory-swap", "4096m",
         "--pids-limit", "128", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
         "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "PYTHONUNBUFFERED=1",
         "-e", "MALLOC_MMAP_THRESHOLD_=1073741824", "-e", "MALLOC_TRIM_THRESHOLD_=134217728",
-        "-v", "/subs/a:/submission:ro", "-v", "/cache/abc.images.npy:/data/images.npy:ro",
+        "-v", "/tmp/judge/images.npy:/data/images.npy:ro",
         "-v", "/tmp/harness-x1:/scratch", "-w", "/scratch", "--gpus", "all",
-        "img:1", "python", "-m", "harness.worker", "/scratch/job.json"]
-    plain = sandbox.docker_argv({**JOB, "images": None}, SCRATCH, box("docker"))
-    assert "--gpus" not in plain and "/data/images.npy" not in " ".join(plain)
+        "img:1", "python", "-m", "harness.measure", "/scratch/job.json"]
+    plain = sandbox.docker_argv("build", BUILD, SCRATCH, box("docker"))
+    assert "--gpus" not in plain and "/data/images.npy" not in " ".join(plain) and "/subs/a:/submission:ro" in plain
     assert plain[plain.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
-    assert runner.command(JOB, Path(SCRATCH), box("docker")) == sandbox.docker_argv(JOB, SCRATCH, box("docker"))
+    assert runner.command("build", BUILD, Path(SCRATCH), box("docker")) == plain
 
 
 def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch):
@@ -109,12 +107,16 @@ def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch)
         """))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
-    out = runner.run({**JOB, "submission": str(tmp_path)}, box("docker"))
+    worker = runner.Worker("build", box("docker"), {str(tmp_path): sandbox.SUBMISSION},
+                           job={"submission": "/submission", "out": "/scratch"})
+    try:
+        out = worker.finish()
+    finally:
+        worker.close()
     assert out.killed and "memory limit of 4096 MiB" in out.killed and out.result is None
     run_call, kill_call = [json.loads(line) for line in calls.read_text().splitlines()]
     assert run_call["args"][:2] == ["run", "--rm"] and f"{tmp_path}:/submission:ro" in run_call["args"]
-    assert run_call["job"]["submission"] == "/submission" and run_call["job"]["out"] == "/scratch"
-    assert run_call["job"]["images"] == "/data/images.npy"
+    assert run_call["job"] == {"submission": "/submission", "out": "/scratch"}
     name = run_call["args"][run_call["args"].index("--name") + 1]
     assert kill_call["args"] == ["kill", name]  # the container is killed even though the client exited
 
@@ -161,7 +163,8 @@ def test_cli_sandbox_options(capsys, monkeypatch, oracle, tmp_path):
 
 def _script_worker(monkeypatch, script: str, *args: str) -> None:
     """Make the runner start `script` (python -c) instead of the real worker, in any isolation."""
-    monkeypatch.setattr(sandbox, "worker_argv", lambda python, job: [python, "-c", textwrap.dedent(script), *args])
+    monkeypatch.setattr(sandbox, "worker_argv",
+                        lambda python, stage, job: [python, "-c", textwrap.dedent(script), *args])
 
 
 SPAWN = """
@@ -187,8 +190,12 @@ def test_limits_kill_the_whole_tree(monkeypatch, tmp_path, isolation, limit):
     script = {"time": "import time; time.sleep(600)", "memory": HOG, "processes": SPAWN}[limit]
     _script_worker(monkeypatch, script, marker)
     monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
-    job = {"submission": str(tmp_path), "images": None}
-    out = runner.run(job, box(isolation, timeout_s=4 if limit == "time" else 60, memory_mb=300, processes=24))
+    worker = runner.Worker("build", box(isolation, timeout_s=4 if limit == "time" else 60, memory_mb=300,
+                                        processes=24), {str(tmp_path): sandbox.SUBMISSION}, job={})
+    try:
+        out = worker.finish()
+    finally:
+        worker.close()
     expected = {"time": "time limit of 4 s", "memory": "memory limit of 300 MiB", "processes": "process limit of 24"}
     assert out.killed and out.killed.startswith(expected[limit]), (out.killed, out.log)
     assert survivors(marker, tmp_path) == [] and list(tmp_path.iterdir()) == []
@@ -227,7 +234,8 @@ def test_the_view_from_inside_the_sandbox(tmp_path):
     tmp_name = f"/tmp/probe-{uuid.uuid4().hex[:8]}"
     args = {"labels": str(cache / "abc.labels.npy"), "cache": str(cache), "repo": str(REPO), "home": home,
             "tmp": tmp_name}
-    argv = sandbox.bwrap_argv({"submission": str(sub), "images": str(cache / "abc.images.npy")}, scratch, box())
+    argv = sandbox.bwrap_argv("build", {str(sub): sandbox.SUBMISSION, str(cache / "abc.images.npy"): sandbox.IMAGES},
+                              scratch, box())
     argv = argv[:argv.index("--") + 1] + [sys.executable, "/submission/probe.py", json.dumps(args)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "SECRET": "x"})
     assert done.returncode == 0, done.stderr

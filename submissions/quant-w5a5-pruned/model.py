@@ -19,6 +19,7 @@ baseline's float weights into this layout.
 import brevitas.nn as qnn
 from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import Int8WeightPerChannelFloatMSE, ShiftedUint8ActPerTensorFloat
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -55,6 +56,24 @@ def qact() -> nn.Module:
     return qnn.QuantIdentity(act_quant=ActQuant, bit_width=ACT_BITS, return_quant_tensor=False)
 
 
+class TapQuant(nn.Module):
+    """Fake quantisation of the centre taps, per tensor, asymmetric: WEIGHT_BITS-bit values
+    lo + k * (hi - lo) / (2^b - 1). One scale for the whole tensor: a per-channel scale on a
+    one-weight channel would hold the weight itself at full precision. The gradient passes
+    straight through the rounding."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.ones(()))
+
+    def forward(self, w):
+        levels = 2**WEIGHT_BITS - 1
+        step = (self.hi - self.lo) / levels
+        q = self.lo + torch.round((w - self.lo) / step).clamp(0, levels) * step
+        return w + (q - w).detach()
+
+
 class SkipConv(nn.Module):
     """A 3x3 convolution as `conv` (3x3, the rest) + `skip` (depthwise 1x1 on the first
     min(c_in, c_out) channels, the centre taps), both quantised."""
@@ -64,10 +83,12 @@ class SkipConv(nn.Module):
         self.pad = c_out - min(c_in, c_out)
         n = c_out - self.pad
         self.conv = qconv(c_in, c_out, 3, padding=1, bias=False)
-        self.skip = qconv(n, n, 1, groups=n, bias=False)
+        self.skip = nn.Conv2d(n, n, 1, groups=n, bias=False)
+        self.taps = TapQuant()
 
     def forward(self, x):
-        skip = self.skip(x[:, : self.skip.in_channels])
+        n = self.skip.in_channels
+        skip = F.conv2d(x[:, :n], self.taps(self.skip.weight), groups=n)
         return self.conv(x) + F.pad(skip, (0, 0, 0, 0, 0, self.pad))
 
 

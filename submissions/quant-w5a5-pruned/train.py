@@ -31,7 +31,8 @@ def main() -> None:
 
 def split(state: dict) -> dict:
     """The baseline's float weights in this model's layout: each 3x3 convolution W of a group
-    becomes `conv` = W without its centre taps W[i, i, 1, 1] and `skip` = those taps."""
+    becomes `conv` = W without its centre taps W[i, i, 1, 1] and `skip` = those taps, whose
+    per-tensor grid (`taps`) spans their range."""
     out = {}
     for key, w in state.items():
         layer = key.removesuffix(".weight")
@@ -40,6 +41,7 @@ def split(state: dict) -> dict:
             rest, taps = w.clone(), w[i, i, 1, 1].clone()
             rest[i, i, 1, 1] = 0
             out[f"{layer}.conv.weight"], out[f"{layer}.skip.weight"] = rest, taps.view(-1, 1, 1, 1)
+            out[f"{layer}.taps.lo"], out[f"{layer}.taps.hi"] = taps.min(), taps.max()  # the taps' 5-bit grid
         else:
             out[key] = w
     return out

@@ -8,11 +8,16 @@ Bit-width rule (weights and activations alike), the smallest b that one of these
   a ReLU output is many zeros plus distinct positives, which proves nothing either;
 * grid: every channel lies on a uniform grid of at most 2^b levels (per-channel or
   per-tensor integer quantisation, any scale and zero point), the step found as the
-  greatest common divisor of the gaps between distinct values;
+  greatest common divisor of the gaps between distinct values. A per-channel grid proves
+  something only for channels of at least `MIN_CHANNEL` values: one or two numbers always lie
+  on a grid of their own, so a layer cut into one-value channels would read as 1 bit while
+  every weight is a free float (its own scale). Smaller channels are judged with the whole
+  tensor;
 * 16 if every value is exactly a float16;
 * else 32.
 
-Channels are dimension 0 of a weight ([out, ...]) and dimension 1 of an activation.
+The caller names the channel dimension (the output channels of a weight, the features of an
+activation), or none for a per-tensor judgement only.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import math
 import numpy as np
 import torch
 
+MIN_CHANNEL = 8  # values a channel needs for a per-channel grid to count
 MAX_GRID_LEVELS = 2**16  # a grid finer than this proves nothing below 16 bits
 _GRID_TOL = 1e-3  # how far from a grid point, in steps, a value may lie (float rounding)
 
 
-def bits(t: torch.Tensor, channel_dim: int = 0) -> int:
+def bits(t: torch.Tensor, channel_dim: int | None = 0) -> int:
     """Bits needed to hold `t` under the rule in the module docstring (1..32)."""
     t = t.detach().float()
     flat = t.reshape(-1)
@@ -40,7 +46,8 @@ def bits(t: torch.Tensor, channel_dim: int = 0) -> int:
     if distinct <= min(MAX_GRID_LEVELS, flat.numel() // 2) and int((counts == 1).sum()) <= distinct // 2:
         best = _ceil_log2(distinct)
     grids = [_grid_levels(values.double().cpu().numpy())]
-    if t.dim() > 1 and t.shape[channel_dim] > 1 and (grids[0] is None or grids[0] > 2):
+    per_channel = channel_dim is not None and t.dim() > 1 and t.shape[channel_dim] > 1
+    if per_channel and flat.numel() // t.shape[channel_dim] >= MIN_CHANNEL and (grids[0] is None or grids[0] > 2):
         grids.append(_channel_levels(t, channel_dim))  # per-channel scales: each channel on its own grid
     for grid in grids:
         if grid is not None:

@@ -1,6 +1,6 @@
-"""Build a submission's model inside the worker: import its code, call its factory, load its weights.
+"""Build a submission's model in stage 1: import its code, call its factory, load its weights.
 
-Runs only in the worker process (it imports torch and executes the submission's code).
+Runs only in stage 1's process (`harness.build`), the one process that executes the submission's code.
 Weights are read with `torch.load(..., weights_only=True)`: a pickle that needs anything
 beyond tensors and plain containers is refused, never executed.
 """
@@ -14,10 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import RunError, SubmissionError
-
-NUM_CLASSES = 10
-
+from ..errors import RunError, SubmissionError
 
 def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Module:
     """The submission's model, with its weights loaded, in eval mode, on the CPU."""
@@ -34,15 +31,6 @@ def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Mo
         raise SubmissionError(f"{folder / code}: {factory}() returned {type(model).__name__}, not a torch.nn.Module")
     _load_weights(model, folder / weights)
     return model.eval()
-
-
-def check_output(out: object, n: int) -> torch.Tensor:
-    """The logits tensor of a batch of `n` images, or a clear error."""
-    if not isinstance(out, torch.Tensor):
-        raise SubmissionError(f"model output is {type(out).__name__}, expected a tensor of shape [N, {NUM_CLASSES}]")
-    if tuple(out.shape) != (n, NUM_CLASSES):
-        raise SubmissionError(f"model output has shape {list(out.shape)} for {n} images, expected [{n}, {NUM_CLASSES}]")
-    return out
 
 
 def _import(folder: Path, path: Path):

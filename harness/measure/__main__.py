@@ -1,0 +1,192 @@
+"""Stage 2's process: `python -m harness.measure JOB.json`.
+
+Started by the parent while stage 1 still runs: it imports torch, then waits for its job file
+(written, with the exported program beside it, once stage 1 has finished). It reads the program
+with the harness's own reader, refuses any operator without a counting rule, prepares the graph
+on the device, checks that predictions do not depend on the other images of a batch, counts
+and measures on probe images, and predicts the test images (in the random order the parent
+chose) and the flipped subset, all with that one graph. It writes `result.json` (a
+`harness.jobs.MeasureResult`, or a `Failure`). Exit status: 0 done, 2 refused, 3 failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ..errors import EXIT_ERROR, HarnessError, RunError
+from ..jobs import Failure, MeasureJob
+
+WAIT_POLL_S = 0.02  # seconds between two looks for the job file
+BATCH = {"cpu": 250, "cuda": 1000}  # images per forward pass when the rules leave it unset (benchmarks/)
+PROBE_SEED = 0
+# Largest change of a logit, relative to the largest logit, when the same images come in another batch.
+# Kernels differ with the batch size, and a fake-quantised model then rounds a few activations to the
+# neighbouring level: its logits move by up to 1.5 % (measured on the examples). Statistics of the
+# batch move them by far more.
+BATCH_TOLERANCE = 0.05
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    t0 = time.perf_counter()
+    import numpy as np  # noqa: F401 - imported while stage 1 runs
+    import torch  # noqa: F401
+
+    imported = time.perf_counter() - t0
+    job_path = Path(argv[0])
+    while not job_path.exists():
+        time.sleep(WAIT_POLL_S)
+    job = MeasureJob.model_validate_json(job_path.read_text())
+    out = Path(job.out)
+    try:
+        result = run(job)
+        result["timings"]["import"] = round(imported, 3)
+        result["ok"] = True
+        code = 0
+    except HarnessError as err:
+        result = Failure(kind="invalid" if err.exit_code == 2 else "error", message=str(err)[:8000],
+                         traceback=_tb(err)).model_dump()
+        code = err.exit_code
+    except Exception as err:  # noqa: BLE001 - the graph's operations failed on these inputs
+        result = Failure(kind="error", message=f"the exported model failed while running: "
+                         f"{type(err).__name__}: {str(err)[:2000]}", traceback=_tb(err)).model_dump()
+        code = EXIT_ERROR
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.replace(out / "result.json")
+    return code
+
+
+def run(job: MeasureJob) -> dict:
+    import numpy as np
+    import torch
+
+    from . import archive, graph, profile
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    device = _device(job.device)
+    _pin_float32(torch)
+    program = archive.read(job.graph)
+    g = graph.Graph(program, device, half_weights=job.half_weights, half_inputs=job.half_inputs)
+    timings["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    images = np.load(job.images, mmap_mode="r") if job.images else None
+    prep = _Prep(job.normalize, device)
+    if images is not None:
+        probe = np.asarray(images[: job.probe_images])
+    else:
+        probe = np.random.default_rng(PROBE_SEED).integers(0, 256, size=(job.probe_images, 32, 32, 3), dtype=np.uint8)
+    x = prep(probe)
+    with torch.inference_mode():
+        result, probe_logits = profile.profile(g, x)
+        if images is None:  # profile only: check on the probe; otherwise the first batch checks it
+            _batch_independent(probe_logits, g.run(x.flip(0)).flip(0), "reordered")
+        g.channels_last(x[:2])
+    timings["profile"] = time.perf_counter() - t
+    result.update(device=_describe(device), torch_version=torch.__version__, warnings=[])
+    if images is not None:
+        t = time.perf_counter()
+        batch = job.batch_size or BATCH.get(device.type, BATCH["cpu"])
+        first = {}
+        result["predictions"] = predict(g, images, prep, batch, first)
+        if batch != len(probe):  # the probe images again, now in a batch of other size and company
+            _batch_independent(probe_logits, first["logits"][: len(probe)], f"in a batch of {batch}")
+        flip = np.ascontiguousarray(images[np.asarray(job.flip_positions, dtype=np.int64)][:, :, ::-1])
+        result["flip_predictions"] = predict(g, flip, prep, batch)
+        timings["inference"] = time.perf_counter() - t
+    result["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return result
+
+
+def predict(g, images, prep, batch: int, first: dict | None = None) -> list[int]:
+    """Predicted class of every image (uint8 HWC array), in batches, from the graph; the first
+    batch's logits go into `first["logits"]` when given."""
+    import torch
+
+    from .profile import check_output, finite
+
+    preds = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            x = prep(images[i : i + batch])
+            out = finite(check_output(g.run(x), x.shape[0]), i)
+            if first is not None and i == 0:
+                first["logits"] = out
+            preds.append(out.argmax(1).cpu())
+    return torch.cat(preds).tolist() if preds else []
+
+
+def _batch_independent(alone, together, how: str) -> None:
+    """Refuse a graph whose answer for an image changes with the other images of its batch:
+    `alone` and `together` are the logits of the same images in two different batches."""
+    scale = max(1.0, float(alone.float().abs().max()))
+    worst = float((alone.float() - together.float()).abs().max())
+    moved = int((alone.argmax(1) != together.argmax(1)).sum())
+    if worst > BATCH_TOLERANCE * scale:
+        raise RunError(f"the model's answer for an image depends on the other images of its batch (its logits moved "
+                       f"by {worst:.3g} {how}, {moved} of {len(alone)} answers changed); each image must be "
+                       "classified alone")
+
+
+class _Prep:
+    """uint8 HWC images -> normalised, contiguous float32 NCHW tensor on the device."""
+
+    def __init__(self, normalize, device):
+        import torch
+
+        self.device = device
+        self.mean = self.std = None
+        if normalize is not None:
+            self.mean = torch.tensor(normalize.mean, device=device).view(1, 3, 1, 1)
+            self.std = torch.tensor(normalize.std, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, batch):
+        import numpy as np
+        import torch
+
+        x = torch.from_numpy(np.array(batch)).to(self.device).permute(0, 3, 1, 2).float() / 255
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return x.contiguous()
+
+
+def _pin_float32(torch) -> None:
+    """IEEE float32 convolutions and matrix products, deterministic cuDNN algorithms."""
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv"):  # torch >= 2.9; mixing in the legacy flags is an error there
+        cudnn.conv.fp32_precision = cudnn.rnn.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    cudnn.deterministic, cudnn.benchmark = True, False
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def _describe(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _tb(err: BaseException) -> str:
+    return "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Run an exported program's operations, in order, with the table's functions: the one graph that
+is both counted and evaluated.
+
+`Graph(program, device, ...)` prepares the program once: it drops operations whose results never
+reach the output, marks every value as image-dependent or not, runs the operations on stored
+tensors alone once (weight preparation, such as fake-quantising a weight) and keeps their
+results. `run(x)` then evaluates the image-dependent operations for a batch; `trace(x)` does the
+same and records, for each counted operation, its MACs and its multiplied operands.
+
+A 16-bit claim is honoured here: `half_weights` rounds every stored floating tensor to float16
+values; `half_inputs` rounds the image-dependent operands of counted operations to float16
+values. Arithmetic stays float32 (IEEE, TF32 off) on every device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import RunError
+from . import ops
+from .archive import DEVICE, ArchiveError, Node, Program, Ref, module_of
+
+# Operations that keep "the image": its values moved, or scaled by stored numbers (normalisation
+# inside the model). The first layer's input is the image, exempt from activation bits.
+_KEEPS_IMAGE = {"view", "_unsafe_view", "reshape", "permute", "expand", "unsqueeze", "squeeze", "select", "slice",
+                "clone", "alias", "_to_copy", "to", "type_as", "flip", "cat", "constant_pad_nd", "pad", "contiguous",
+                "transpose", "t", "flatten", "add", "sub", "mul", "div", "rsub"}
+
+
+@dataclass
+class Operand:
+    """A multiplied argument of a counted operation, as it was used."""
+
+    role: str  # weight | activation | image
+    value: torch.Tensor
+    dim: int | None  # output-channel dimension for per-channel grids and structured zeros
+    sources: frozenset = frozenset()  # stored tensors a weight was prepared from
+
+
+@dataclass
+class Step:
+    """One counted operation of a traced forward pass."""
+
+    node: str
+    kind: str
+    macs: int  # for the whole batch
+    label: str
+    operands: list[Operand] = field(default_factory=list)
+
+
+class Graph:
+    def __init__(self, program: Program, device: torch.device, half_weights: bool = False, half_inputs: bool = False):
+        self.program, self.device, self.half_inputs = program, device, half_inputs
+        live = _live(program)
+        self.nodes = [n for n in program.nodes if id(n) in live]
+        for node in self.nodes:
+            why = node.op.check(node.args, node.kwargs) if node.op.check else None
+            if why:
+                raise ArchiveError(f"the graph cannot be judged: {node.op.name}: {why}")
+        self.read = _read_names(self.nodes)
+        self.values: dict[str, object] = {}
+        for name, s in program.stored.items():
+            if name in self.read:
+                t = s.tensor.to(device)
+                if half_weights and t.is_floating_point():
+                    t = t.half().to(t.dtype)
+                self.values[name] = t
+        self.sources: dict[str, frozenset] = {name: frozenset([name]) for name in self.values}
+        self.tainted = {program.input}
+        self.image = {program.input}
+        self.steps: list[Node] = []
+        for node in self.nodes:
+            refs = _refs(node.args, node.kwargs)
+            if any(r in self.tainted for r in refs):
+                self.tainted.update(_names(node.outputs))
+                self.steps.append(node)
+                if _keeps_image(node, refs, self.image, self.tainted):
+                    self.image.update(_names(node.outputs))
+            else:  # weight preparation: run once, now
+                source = frozenset().union(*(self.sources.get(r, frozenset()) for r in refs))
+                out = node.op.fn(*self._resolve(node.args, self.values), **self._resolve(node.kwargs, self.values))
+                _bind(node, out, self.values)
+                for name in _names(node.outputs):
+                    self.sources[name] = source
+        if program.output not in self.tainted:
+            raise RunError("the model's output does not depend on its input image")
+        self._last = _last_use(self.steps, program.output)
+
+    def channels_last(self, x: torch.Tensor) -> bool:
+        """Store the 4-D weights of convolutions channels_last when the graph still runs so on `x`."""
+        conv_weights = {n.args[1].name for n in self.steps
+                        if n.op.kind == ops.CONV and isinstance(n.args[1], Ref) and n.args[1].name in self.values}
+        before = {k: self.values[k] for k in conv_weights if getattr(self.values[k], "dim", lambda: 0)() == 4}
+        for k, v in before.items():
+            self.values[k] = v.contiguous(memory_format=torch.channels_last)
+        try:
+            self.run(x)
+            return True
+        except Exception:  # noqa: BLE001 - an optimisation: any failure means keep the original layout
+            self.values.update(before)
+            return False
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The graph's output for the batch `x`."""
+        return self._forward(x, None)
+
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[Step]]:
+        """The output for `x` and the counted operations it executed."""
+        steps: list[Step] = []
+        return self._forward(x, steps), steps
+
+    def _forward(self, x: torch.Tensor, steps: list[Step] | None):
+        env = dict(self.values)
+        env[self.program.input] = x
+        products: set[str] = set()
+        for i, node in enumerate(self.steps):
+            args, kwargs = self._resolve(node.args, env), self._resolve(node.kwargs, env)
+            kind = node.op.kind
+            if self.half_inputs and kind in ops.COUNTED:
+                args = self._round_inputs(node, args)
+            out = node.op.fn(*args, **kwargs)
+            if steps is not None and kind != ops.FREE:
+                step = self._step(node, args, out, products)
+                if step is not None:
+                    steps.append(step)
+            _bind(node, out, env)
+            for name in self._last[i]:
+                env.pop(name, None)
+        return env[self.program.output]
+
+    def _step(self, node: Node, args: list, out, products: set[str]) -> Step | None:
+        taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
+        taint += [False] * 4
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        if node.op.kind == ops.REDUCTION and isinstance(node.args[0], Ref) and node.args[0].name in products:
+            macs = 0  # the product it sums already counted these multiply-accumulates
+        else:
+            macs = int(node.op.macs(args, first, taint))
+        if macs <= 0:
+            return None
+        if node.op.kind == ops.PRODUCT:
+            products.update(_names(node.outputs))
+        step = Step(node=node.name, kind=node.op.kind, macs=macs, label=node.name)
+        for spec in node.op.operands:
+            ref, value = node.args[spec.pos], args[spec.pos]
+            if not isinstance(value, torch.Tensor) or value.numel() <= 1:
+                continue
+            if isinstance(ref, Ref) and ref.name in self.tainted:
+                role = "image" if ref.name in self.image else "activation"
+                step.operands.append(Operand(role, value.detach(), spec.act_dim))
+            else:
+                sources = self.sources.get(ref.name, frozenset()) if isinstance(ref, Ref) else frozenset()
+                step.operands.append(Operand("weight", value.detach(), spec.weight_dim, sources))
+        named = sorted(self.program.stored[s].fqn for o in step.operands for s in o.sources)
+        if named:
+            step.label = module_of(named[0])
+        return step
+
+    def _round_inputs(self, node: Node, args: list) -> list:
+        out = list(args)
+        for spec in node.op.operands:
+            ref = node.args[spec.pos]
+            a = out[spec.pos]
+            if isinstance(ref, Ref) and ref.name in self.tainted and isinstance(a, torch.Tensor) \
+                    and a.dtype == torch.float32:
+                out[spec.pos] = a.half().float()
+        return out
+
+    def _resolve(self, value, env):
+        if isinstance(value, Ref):
+            return env[value.name]
+        if value is DEVICE:
+            return self.device
+        if isinstance(value, (list, tuple)):
+            return [self._resolve(v, env) for v in value]
+        if isinstance(value, dict):
+            return {k: self._resolve(v, env) for k, v in value.items()}
+        return value
+
+
+def _bind(node: Node, out, env: dict) -> None:
+    if not node.outputs:
+        return
+    if len(node.outputs) == 1:
+        name = node.outputs[0]
+        if isinstance(name, tuple):
+            for n, v in zip(name, out):
+                env[n] = v
+        elif name is not None:
+            env[name] = out
+        return
+    for name, value in zip(node.outputs, out):
+        if isinstance(name, tuple):
+            for n, v in zip(name, value):
+                env[n] = v
+        elif name is not None:
+            env[name] = value
+
+
+def _names(outputs: tuple) -> list[str]:
+    names = []
+    for o in outputs:
+        if isinstance(o, tuple):
+            names += list(o)
+        elif o is not None:
+            names.append(o)
+    return names
+
+
+def _refs(*values) -> list[str]:
+    found = []
+    for v in values:
+        if isinstance(v, Ref):
+            found.append(v.name)
+        elif isinstance(v, (list, tuple)):
+            found += _refs(*v)
+        elif isinstance(v, dict):
+            found += _refs(*v.values())
+    return found
+
+
+def _live(program: Program) -> set[int]:
+    """Nodes whose results reach the output (walked backwards)."""
+    needed, live = {program.output}, set()
+    for node in reversed(program.nodes):
+        if set(_names(node.outputs)) & needed:  # assertions on metadata return nothing: dropped too
+            live.add(id(node))
+            needed.update(_refs(node.args, node.kwargs))
+    return live
+
+
+def _read_names(nodes: list[Node]) -> set[str]:
+    return {r for n in nodes for r in _refs(n.args, n.kwargs)}
+
+
+def _keeps_image(node: Node, refs: list[str], image: set[str], tainted: set[str]) -> bool:
+    packet = node.op.name.split(".")[1] if node.op.name.startswith("aten.") else ""
+    if packet not in _KEEPS_IMAGE:
+        return False
+    dependent = [r for r in refs if r in tainted]
+    if packet in ("add", "sub", "mul", "div", "rsub") and len(dependent) != 1:
+        return False
+    return all(r in image for r in dependent)
+
+
+def _last_use(steps: list[Node], output: str) -> list[list[str]]:
+    """For each step, the values no later step reads (freed after it, to hold memory as eager code does)."""
+    last: dict[str, int] = {}
+    for i, node in enumerate(steps):
+        for r in _refs(node.args, node.kwargs):
+            last[r] = i
+        for name in _names(node.outputs):
+            last.setdefault(name, i)
+    drop: list[list[str]] = [[] for _ in steps]
+    for name, i in last.items():
+        if name != output:
+            drop[i].append(name)
+    return drop
