@@ -1,0 +1,98 @@
+"""Export a built model with `torch.export`: dynamic batch, a random example input; decomposed to
+core ATen when it uses an operator the counting table does not hold.
+
+The exported program is what the judge counts and evaluates (stage 2), so the submission's
+Python never runs again after this. A model that does not export gets a message in plain words,
+naming the line of the student's code where tracing stopped.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import SubmissionError
+
+EXAMPLE_BATCH = 4  # images in the random example input
+EXAMPLE_SEED = 0
+_AO = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized")
+
+
+def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
+    """Export `model` into `path` (a .pt2 archive); returns the seconds each step took."""
+    import time
+
+    refuse_torch_ao(model)
+    gen = torch.Generator().manual_seed(EXAMPLE_SEED)
+    x = torch.rand(EXAMPLE_BATCH, 3, 32, 32, generator=gen)
+    t = time.perf_counter()
+    try:
+        batch = torch.export.Dim.DYNAMIC
+        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},), strict=False)
+    except Exception as err:  # noqa: BLE001 - any failure to trace is the submission's
+        raise SubmissionError(_explain(err, submission)) from err  # the traceback keeps the student's frames
+    traced = time.perf_counter() - t
+    t = time.perf_counter()
+    if not _counted(program):  # decompose only what the table does not hold (it costs up to 4 s)
+        try:
+            program = program.run_decompositions()
+        except Exception as err:  # noqa: BLE001
+            raise SubmissionError(_explain(err, submission, "its operations could not be decomposed to core ATen")) \
+                from err
+    decomposed = time.perf_counter() - t
+    t = time.perf_counter()
+    torch.export.save(program, path)
+    return {"export": traced, "decompose": decomposed, "save": time.perf_counter() - t}
+
+
+def _counted(program) -> bool:
+    """Whether every operator of the exported graph is in the counting table already (stage 2
+    checks the same again, on the file)."""
+    from ..measure import ops
+
+    for node in program.graph.nodes:
+        if node.op == "call_function":
+            target = node.target
+            name = f"torch.ops.{target}" if isinstance(target, torch._ops.OpOverload) else \
+                f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
+            if ops.lookup(name) is None:
+                return False
+    return True
+
+
+def refuse_torch_ao(model: nn.Module) -> None:
+    """torch.ao post-training quantised modules hold packed C++ weights that neither export nor count."""
+    quantized = sorted({type(m).__module__ + "." + type(m).__name__ for m in model.modules()
+                        if type(m).__module__.startswith(_AO)})
+    if quantized:
+        raise SubmissionError(
+            "the model uses torch.ao quantized modules (" + ", ".join(quantized[:4]) + "), whose packed weights the "
+            "judge cannot export, count or check. Submit the same network with fake quantisation instead: "
+            "quantisation-aware training (torch.ao.quantization.prepare_qat, keeping the float modules) or brevitas "
+            "layers, and declare weight_bits/activation_bits; see submissions/README.md")
+
+
+def _explain(err: Exception, submission: str, what: str = "it does not export with torch.export") -> str:
+    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    if "Constraints violated" in first:
+        what += ("; the batch size must stay free, and this model fixes it (a reshape to a constant batch, "
+                 "or an output that does not depend on the input)")
+    where = _student_line(err, submission)
+    return (f"the model cannot be judged: {what} ({type(err).__name__}: {first}){where}. The judge counts and "
+            "evaluates the exported graph, so the forward pass must be traceable: no Python-side data-dependent "
+            "branches on tensor values, no .item()/.tolist()/numpy on tensors, no file or network access. "
+            "See submissions/README.md, 'The model must export'")
+
+
+def _student_line(err: BaseException, submission: str) -> str:
+    """' at model.py:42 (forward): <code>' for the deepest frame in the submission's own files."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith(submission.rstrip("/") + "/")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    rel = f.filename[len(submission.rstrip("/")) + 1:]
+    code = f" `{f.line.strip()[:120]}`" if f.line else ""
+    return f" at {rel}:{f.lineno} ({f.name}){code}"
