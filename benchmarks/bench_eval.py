@@ -94,7 +94,7 @@ def main() -> None:
                          for f in sorted(results.glob("*.json"))]
             bt, bm = statistics.median(t for t, _ in bare), max(m for _, m in bare)
             ht, hm = statistics.median(t for t, _ in harn), max(m for _, m in harn)
-            fixed = statistics.median(t - i for (t, _), i in zip(harn, inference))
+            fixed = statistics.median(t - i for (t, _), i in zip(harn, inference, strict=True))
             print(f"{name:18} {bt:7.2f} {ht:9.2f} {ht / bt:6.2f} {bm:8.0f} {hm:11.0f} {hm / bm:6.2f} {fixed:7.2f}",
                   flush=True)
             print(f"{'':18} runs: bare {', '.join(f'{t:.2f}' for t, _ in bare)}; "
@@ -108,7 +108,8 @@ def _bare(sub: Path, device: str, images: str) -> str:
     model = manifest.get("model") or {}
     norm = model.get("normalize") or {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
     return BARE.format(code=str(sub / model.get("code", "model.py")), folder=str(sub),
-                       factory=model.get("factory", "build_model"), weights=str(sub / model.get("weights", "weights.pt")),
+                       factory=model.get("factory", "build_model"),
+                       weights=str(sub / model.get("weights", "weights.pt")),
                        device=device, mean=norm["mean"], std=norm["std"], images=images, batch=BATCH)
 
 

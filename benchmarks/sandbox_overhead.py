@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for isolation, values in seconds.items():
         print(f"{isolation:5s} median {statistics.median(values):.2f} s  mean {statistics.mean(values):.2f} s  "
               f"runs {', '.join(f'{v:.2f}' for v in values)}")
-    diffs = [b - n for n, b in zip(seconds["none"], seconds["bwrap"])]
+    diffs = [b - n for n, b in zip(seconds["none"], seconds["bwrap"], strict=True)]
     print(f"overhead bwrap - none: median {statistics.median(diffs):+.2f} s, mean {statistics.mean(diffs):+.2f} s "
           f"per evaluation")
     same = outcomes["none"] == outcomes["bwrap"] and len(outcomes["none"]) == 1

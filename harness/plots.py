@@ -127,7 +127,7 @@ def team_figure(board: Board, team: str):
     if target is not None:
         path = [e for e in shown if e.time <= target.time]
         xy = [_xy(e, limits) for e in path]
-        for (x0, y0), (x1, y1) in zip(xy, xy[1:]):
+        for (x0, y0), (x1, y1) in zip(xy, xy[1:], strict=False):
             ax.annotate("", (x1, y1), (x0, y0), zorder=3,
                         arrowprops={"arrowstyle": "-|>", "color": "#555", "lw": 2, "mutation_scale": 22,
                                     "shrinkA": 9, "shrinkB": 9})
@@ -135,7 +135,7 @@ def team_figure(board: Board, team: str):
         t = [mdates.date2num(e.time) for e in shown]
         norm = Normalize(min(t), max(t) if max(t) > min(t) else min(t) + 1)
         cmap = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.82, 256)))  # no pale yellow on white
-        for e, tt in zip(shown, t):
+        for e, tt in zip(shown, t, strict=True):
             x, y = _xy(e, limits)
             colour = cmap(norm(tt))
             style = {"color": colour} if e.record.eligible else {"facecolors": "white", "edgecolors": colour}
@@ -201,7 +201,7 @@ def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABE
     blocks += [(x - m, y - m, x + m, y + m) for x, y in spots]  # every labelled marker
     dot_r, pad = DOT_R * px, 0.25 * size * px
     made = []
-    for k, ((x, y), text) in enumerate(zip(anchors, texts)):
+    for k, ((x, y), text) in enumerate(zip(anchors, texts, strict=True)):
         probe = ax.text(0, 0, text, fontsize=size, fontweight=weight, parse_math=False)
         ext = probe.get_window_extent(renderer)
         probe.remove()
@@ -312,7 +312,7 @@ def _scatter(ax, entries: list[Entry], limits, label: str | None = None, **style
     for marker in ("o", "v"):
         group = [_xy(e, limits) for e in entries if _marker(e, limits) == marker]
         if group or (marker == "o" and label):
-            xs, ys = zip(*group) if group else ((), ())
+            xs, ys = zip(*group, strict=True) if group else ((), ())
             ax.scatter(xs, ys, marker=marker, label=label if marker == "o" else None, **style)
 
 

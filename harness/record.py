@@ -94,7 +94,7 @@ class Record(_Model):
     params: int | None = Field(None, ge=0)
     macs: int | None = Field(None, ge=0)
     structured_mac_share: float | None = Field(None, ge=0, le=1, description="share of f in zero output channels")
-    uncounted_ops: list[str] = Field(default_factory=list, description="records of version 1 only (read, never written)")
+    uncounted_ops: list[str] = Field(default_factory=list, description="records of version 1 only (read, not written)")
     layers: list[Layer] = Field(default_factory=list)
     declared: Compression | None = None
     measured: Compression | None = None

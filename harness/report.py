@@ -43,13 +43,14 @@ def render(rec: Record, layers: bool = True) -> str:
 
 
 def _receipt(rec: Record) -> str:
-    head = f"  {'layer':32} {'op':7} {'weights':>10} {'MACs':>13} {'zeros':>9} {'w bits':>6} {'a bits':>6}"
+    head = f"  {'layer':32} {'op':10} {'weights':>10} {'MACs':>13} {'zeros':>9} {'w bits':>6} {'a bits':>6}"
     rows = [head, "  " + "-" * (len(head) - 2)]
     for r in rec.layers:
         wb = "" if r.weight_bits is None else str(r.weight_bits)
         ab = "" if r.activation_bits is None else str(r.activation_bits)
         zeros = f"{r.zeros:,}" if r.op in ("conv", "matmul") else ""
-        rows.append(f"  {_short(r.layer):32} {r.op:7} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}")
+        row = f"  {_short(r.layer):32} {r.op:10} {r.params:>10,} {r.macs:>13,} {zeros:>9} {wb:>6} {ab:>6}"
+        rows.append(row.rstrip())
     return "\n".join(rows)
 
 

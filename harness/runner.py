@@ -132,7 +132,6 @@ class _Watch:
         self.deadline = time.perf_counter() + box.limits.timeout_s
         self.seen: dict[int, int] = {}  # pid -> start time, of every process ever found in the tree
         self.killed: str | None = None
-        self.peak_mb, self.peak_tasks = 0.0, 0
 
     def until_done(self) -> None:
         while True:
@@ -152,7 +151,6 @@ class _Watch:
             tree = self._tree(_scan())
             tasks = sum(row[1] for row in tree.values())
             mb = _memory(tree) / 2**20
-            self.peak_mb, self.peak_tasks = max(self.peak_mb, mb), max(self.peak_tasks, tasks)
             if tasks > self.limits.processes:
                 self.killed = f"process limit of {self.limits.processes} (it had {tasks} processes and threads)"
                 return

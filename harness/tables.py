@@ -55,7 +55,8 @@ def to_csv(board: Board) -> str:
         else:
             cells += [""] * 11
         flagged = bool(row.best and row.best.record.flip and row.best.record.flip.flagged)
-        cells += [row.submissions, row.last.astimezone(timezone.utc).isoformat(timespec="seconds"), "yes" if flagged else "", _csv_text(row.reason)]
+        last = row.last.astimezone(timezone.utc).isoformat(timespec="seconds")
+        cells += [row.submissions, last, "yes" if flagged else "", _csv_text(row.reason)]
         writer.writerow(cells)
     return buf.getvalue()
 

@@ -36,7 +36,7 @@ def write_folder(root: Path, images: np.ndarray, labels: np.ndarray, split: str 
     """ImageFolder layout, JPEG quality 75, like the shared copy."""
     from PIL import Image
 
-    for i, (img, y) in enumerate(zip(images, labels)):
+    for i, (img, y) in enumerate(zip(images, labels, strict=True)):
         folder = root / split / CLASSES[y]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=75)

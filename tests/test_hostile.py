@@ -167,7 +167,7 @@ def suite(tmp_path_factory):
         for target in targets[:2]:
             target.unlink(missing_ok=True)  # should never exist; never leave them behind
     records = json.loads(done.stdout) if done.stdout.strip() else []
-    return {"done": done, "records": dict(zip(EXPECTED, records)), "list": records, "results": results,
+    return {"done": done, "records": dict(zip(EXPECTED, records, strict=False)), "list": records, "results": results,
             "survivors": left, "leaked": leaked, "scratch": scratch, "dirs": dirs}
 
 

@@ -34,7 +34,7 @@ def make(team: str, name: str = "sub", *, accuracy: float | None = 0.92, total: 
         eligible = status == "ok" and accuracy is not None and accuracy >= RULES.accuracy_threshold
     if reasons is None:
         reasons = [] if eligible else ([f"accuracy {accuracy:.2%} below 90%"] if status == "ok"
-                                       else [f"{'invalid submission' if status == 'invalid' else 'error while running'}"])
+                                       else ["invalid submission" if status == "invalid" else "error while running"])
     flip = Flip(subset=1000, accuracy=accuracy, flipped_accuracy=accuracy - (0.2 if flagged else 0.0),
                 gap=0.2 if flagged else 0.0, flagged=flagged) if accuracy is not None else None
     return Record(kind=kind, team=team, name=name, directory=f"submissions/{name}", status=status,
@@ -265,13 +265,12 @@ def test_an_empty_results_folder_renders_an_empty_board(tmp_path, capsys):
     assert (tmp_path / "out" / "leaderboard.csv").read_text().count("\n") == 1  # the header only
 
 
-def test_a_thousand_records_render_in_a_few_seconds(tmp_path):
+def test_a_thousand_records_render(tmp_path):
     results = generate(tmp_path / "results", teams=40, submissions=1000, seed=3)
-    start = time.perf_counter()
     assert main(["leaderboard", "--results", str(results), "--out", str(tmp_path / "out")]) == 0
-    seconds = time.perf_counter() - start
-    print(f"rendered 1,000 records in {seconds:.2f} s")
-    assert seconds < 10  # a few seconds on an idle laptop; slack for a busy CI machine
+    rows = list(csv.reader(io.StringIO((tmp_path / "out" / "leaderboard.csv").read_text())))
+    assert len(rows) == 1 + 40  # the header, then every team once
+    assert sum(int(r[rows[0].index("submissions")]) for r in rows[1:]) == 1000
 
 
 def _label_boxes(fig, gids=("team-label",)):

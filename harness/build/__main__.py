@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         export.export(model, out / GRAPH, job.submission)
         return 0
     except HarnessError as err:
-        failure = Failure(kind="invalid" if err.exit_code == 2 else "error", message=str(err)[:8000], traceback=_tb(err))
+        kind = "invalid" if err.exit_code == 2 else "error"
+        failure = Failure(kind=kind, message=str(err)[:8000], traceback=_tb(err))
         code = err.exit_code
     except Exception as err:  # noqa: BLE001 - anything else the submission's code raised
         failure = Failure(kind="error", message=f"{type(err).__name__}: {str(err)[:4000]}", traceback=_tb(err))

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import RunError, SubmissionError
 
+
 def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Module:
     """The submission's model, with its weights loaded, in eval mode, on the CPU."""
     folder = Path(directory).resolve()

@@ -121,7 +121,8 @@ def _read(z: zipfile.ZipFile) -> Program:
             continue
         fqn_key = {"parameter": "parameter_name", "buffer": "buffer_name", "tensor_constant": "tensor_constant_name"}
         if kind not in fqn_key:
-            raise ArchiveError(f"the graph takes an input of kind {kind!r}; only tensors and one image batch are accepted")
+            raise ArchiveError(f"the graph takes an input of kind {kind!r}; "
+                               "only tensors and one image batch are accepted")
         fqn = str(body[fqn_key[kind]])[:300]
         source = weights if fqn in weights else constants
         if fqn not in source:
@@ -195,7 +196,8 @@ def _arg(arg: dict):
         return torch.strided
     if kind == "as_device":
         return DEVICE  # every device named in the graph is the device stage 2 runs on
-    raise ArchiveError(f"an argument encoded as {kind!r} (only tensors, numbers, lists, dtypes and devices are accepted)")
+    raise ArchiveError(f"an argument encoded as {kind!r} "
+                       "(only tensors, numbers, lists, dtypes and devices are accepted)")
 
 
 DEVICE = object()  # stands for the run device; `harness.measure.graph` substitutes it
@@ -285,7 +287,7 @@ def _payloads(z: zipfile.ZipFile, folder: str, config_name: str, budget: list[in
         offset = _int(tm["storage_offset"])
         if len(sizes) != len(strides) or min(sizes + strides + [offset], default=0) < 0:
             raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} has a malformed shape")
-        last = offset + sum((n - 1) * s for n, s in zip(sizes, strides)) if all(sizes) else -1
+        last = offset + sum((n - 1) * s for n, s in zip(sizes, strides, strict=True)) if all(sizes) else -1
         if last >= flat.numel():
             raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} reaches past its file")
         tensor = flat.as_strided(sizes, strides, offset) if all(sizes) else torch.zeros(sizes, dtype=dtype)

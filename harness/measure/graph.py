@@ -186,14 +186,14 @@ def _bind(node: Node, out, env: dict) -> None:
     if len(node.outputs) == 1:
         name = node.outputs[0]
         if isinstance(name, tuple):
-            for n, v in zip(name, out):
+            for n, v in zip(name, out, strict=True):
                 env[n] = v
         elif name is not None:
             env[name] = out
         return
-    for name, value in zip(node.outputs, out):
+    for name, value in zip(node.outputs, out, strict=True):
         if isinstance(name, tuple):
-            for n, v in zip(name, value):
+            for n, v in zip(name, value, strict=True):
                 env[n] = v
         elif name is not None:
             env[name] = value

@@ -243,7 +243,7 @@ def schedule(step: int, steps: int) -> float:
 
 @torch.no_grad()
 def lookahead(model: nn.Module, ema: dict, decay: float) -> None:
-    for (k, e), p in zip(ema.items(), model.state_dict().values()):
+    for e, p in zip(ema.values(), model.state_dict().values(), strict=True):
         if p.dtype.is_floating_point:
             e.lerp_(p, 1 - decay)
             p.copy_(e)

@@ -7,7 +7,6 @@ averaged over the image and its mirror image (test-time flip averaging: +1.1 poi
 test images, at twice the MACs, which the harness counts).
 """
 
-import torch
 from torch import nn
 
 WIDTHS = (64, 256, 256)

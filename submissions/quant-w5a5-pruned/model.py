@@ -17,10 +17,10 @@ baseline's float weights into this layout.
 """
 
 import brevitas.nn as qnn
-from brevitas.inject.enum import ScalingImplType
-from brevitas.quant import Int8WeightPerChannelFloatMSE, ShiftedUint8ActPerTensorFloat
 import torch
 import torch.nn.functional as F
+from brevitas.inject.enum import ScalingImplType
+from brevitas.quant import Int8WeightPerChannelFloatMSE, ShiftedUint8ActPerTensorFloat
 from torch import nn
 
 WEIGHT_BITS = 5
