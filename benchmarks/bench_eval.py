@@ -9,7 +9,7 @@ and each submission directory given, it times over several runs, alternating the
 (a) the bare script a careful engineer would write: imports torch, builds the model, loads the
     weights, stores them channels_last, reads the cached uint8 test images and runs batches of
     250 (channels_last input) under `torch.inference_mode()`, with the worker's allocator
-    settings (`harness.sandbox.WORKER_ENV`);
+    settings (`harness.judge.sandbox.WORKER_ENV`);
 (b) `python -m harness evaluate DIR --data PATH --device D` with the test images cached: both
     stages, the sandbox, counting, bits, the 1,000 flipped images, the record.
 
@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.runner import tree_rss
-from harness.sandbox import WORKER_ENV
+from harness.judge.runner import tree_rss
+from harness.judge.sandbox import WORKER_ENV
 
 HERE = Path(__file__).resolve().parent
 BATCH = 250
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--submissions", nargs="*", default=[], metavar="DIR", help="example submissions to time too")
     ap.add_argument("--isolation", default=None, help="passed to evaluate when given")
     args = ap.parse_args()
-    from harness.data import load_test
+    from harness.judge.data import load_test
 
     test = load_test(args.data)  # warm the cache
     print(f"test images: {test.size} cached at {test.images_path}")

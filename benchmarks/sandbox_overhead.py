@@ -16,8 +16,8 @@ import sys
 import time
 
 from harness.config import load_rules, with_overrides
-from harness.data import load_test
-from harness.evaluate import judge
+from harness.judge.data import load_test
+from harness.judge.evaluate import judge
 
 
 def main(argv: list[str] | None = None) -> int:

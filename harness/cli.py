@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_profile(args) -> int:
     from .config import load_rules
-    from .evaluate import judge
+    from .judge.evaluate import judge
 
     rules = _limited(load_rules(args.config), args)
     records = [judge(d, None, rules, args.device) for d in args.dirs]
@@ -56,8 +56,8 @@ def cmd_profile(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import record as rec_io
     from .config import load_rules
-    from .data import load_test
-    from .evaluate import judge
+    from .judge.data import load_test
+    from .judge.evaluate import judge
 
     rules = _limited(load_rules(args.config), args)
     test = load_test(args.data)
@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
 def cmd_leaderboard(args) -> int:
     import time
 
-    from .leaderboard import render
+    from .board.render import render
 
     start = time.perf_counter()
     board = _board(args)
@@ -96,8 +96,8 @@ def cmd_plot(args) -> int:
     import difflib
     import re
 
-    from .leaderboard import LeaderboardError
-    from .plots import save_team
+    from .board.plots import save_team
+    from .board.ranking import LeaderboardError
 
     board = _board(args)
     team = args.team
@@ -116,8 +116,8 @@ def cmd_plot(args) -> int:
 
 def _board(args):
     """The ranked board of `args.results`; unreadable records are reported on stderr."""
+    from .board.ranking import build
     from .config import load_rules
-    from .leaderboard import build
 
     board = build(args.results, load_rules(args.config))
     for s in board.collection.skipped:
@@ -128,7 +128,7 @@ def _board(args):
 def _limited(rules, args):
     """The rules with the sandbox options of the command line applied."""
     from .config import with_overrides
-    from .sandbox import parse_size
+    from .judge.sandbox import parse_size
 
     return with_overrides(rules, isolation=args.isolation, timeout_s=args.timeout,
                           memory_mb=parse_size(args.memory) if args.memory is not None else None,
@@ -152,7 +152,7 @@ def _sandbox_options() -> argparse.ArgumentParser:
 
 
 def _show(records, args) -> None:
-    from .report import render
+    from .judge.report import render
 
     if args.json:
         exclude = {"accuracy", "correct", "total", "flip"}

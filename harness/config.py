@@ -49,7 +49,7 @@ def with_overrides(rules: Rules, **changes) -> Rules:
     try:
         return Rules.model_validate({**rules.model_dump(), **changes})
     except ValidationError as err:
-        raise ConfigError(format_errors(Path("command line"), err)) from None
+        raise ConfigError(format_errors(Path("command line"), err, Rules)) from None
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -58,4 +58,4 @@ def load_rules(path: str | Path | None = None) -> Rules:
     try:
         return Rules.model_validate(read_yaml(file, ConfigError))
     except ValidationError as err:
-        raise ConfigError(format_errors(file, err)) from None
+        raise ConfigError(format_errors(file, err, Rules)) from None

@@ -95,7 +95,7 @@ def load_manifest(directory: str | Path) -> Manifest:
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as err:
-        raise SubmissionError(format_errors(path, err)) from None
+        raise SubmissionError(format_errors(path, err, Manifest)) from None
     if manifest.name is None:
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", folder.resolve().name).strip("-")[:64] or "submission"
         manifest = manifest.model_copy(update={"name": name})

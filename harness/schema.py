@@ -1,4 +1,6 @@
-"""Shared helpers for the typed files (manifest, competition config): read YAML, explain errors."""
+"""Shared helpers for the typed files (manifest, competition config): read YAML, explain errors.
+
+It imports neither of them: the model a file was validated against is passed in."""
 
 from __future__ import annotations
 
@@ -28,14 +30,15 @@ def read_yaml(path: Path, error: type[Exception]) -> dict:
     return data
 
 
-def format_errors(path: Path, err: ValidationError) -> str:
-    """One line per problem: the file, the dotted key, what is wrong and what is allowed."""
+def format_errors(path: Path, err: ValidationError, root) -> str:
+    """One line per problem: the file, the dotted key, what is wrong and what is allowed (the keys
+    of the model at that place, found from `root`, the model the file was validated against)."""
     lines = [f"{path}: {err.error_count()} problem(s)"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
-            lines.append(f"  {key}: unknown key; allowed here: {_allowed(err, parent)}")
+            lines.append(f"  {key}: unknown key; allowed here: {_allowed(root, parent)}")
             continue
         got = e.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
@@ -43,18 +46,14 @@ def format_errors(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _allowed(err: ValidationError, parent: tuple) -> str:
-    model = _model_at(err.title, parent)
+def _allowed(root, parent: tuple) -> str:
+    model = _model_at(root, parent)
     return ", ".join(model.model_fields) if model is not None else "see the documentation"
 
 
-def _model_at(title: str, parent: tuple):
+def _model_at(model, parent: tuple):
     from pydantic import BaseModel
 
-    from . import config, manifest
-
-    roots = {"Manifest": manifest.Manifest, "Rules": config.Rules}
-    model = roots.get(title)
     for part in parent:
         if model is None:
             return None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.data import CLASSES
+from harness.judge.data import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg"

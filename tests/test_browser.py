@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard
+from harness.board import ranking, render
 from tests.test_leaderboard import RULES, generate, make, write_all
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -144,8 +144,8 @@ def _open(b: Browser, page: Path) -> None:
 
 def test_page_shows_the_ranking_and_plot_and_sorts_on_click(tmp_path, browser):
     results = generate(tmp_path / "results", teams=12, submissions=60)
-    board = leaderboard.build(results, RULES)
-    written = leaderboard.render(board, tmp_path / "out")
+    board = ranking.build(results, RULES)
+    written = render.render(board, tmp_path / "out")
     _open(browser, written["index.html"])
 
     assert "leaderboard" in browser.js("document.title").lower()
@@ -191,7 +191,7 @@ def test_page_shows_the_ranking_and_plot_and_sorts_on_click(tmp_path, browser):
 def test_page_with_no_eligible_submission_and_a_skipped_record(tmp_path, browser):
     results = write_all(tmp_path / "results", [make("alpha", accuracy=0.5), make("beta", accuracy=0.6)])
     (results / "broken.json").write_text("{")
-    written = leaderboard.render(leaderboard.build(results, RULES), tmp_path / "out")
+    written = render.render(ranking.build(results, RULES), tmp_path / "out")
     _open(browser, written["index.html"])
     assert _rows(browser, "ranking") == [["No eligible submission yet."]]
     assert [r[0] for r in _rows(browser, "others")] == ["alpha", "beta"]

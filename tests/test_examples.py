@@ -40,7 +40,7 @@ def test_there_are_examples():
 @pytest.fixture(scope="module")
 def real_subset(tmp_path_factory):
     """500 real test images, 50 per class, in torchvision's layout (the other layout than the shared copy)."""
-    from harness.data import load_test
+    from harness.judge.data import load_test
 
     test = load_test(SHARED_DATA)
     idx = np.concatenate([np.flatnonzero(test.labels == c)[:SUBSET_PER_CLASS] for c in range(10)])

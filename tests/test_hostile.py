@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import sandbox
+from harness.judge import sandbox
 from harness.record import read
 
 from .conftest import REPO, class_images, write_folder

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness import leaderboard, record
+from harness import record
+from harness.board import ranking, render, tables
 from harness.cli import main
 from harness.config import load_rules
 from harness.record import Compression, Flip, Provenance, Record, Score
@@ -83,14 +84,14 @@ def generate(folder: Path, teams: int = 12, submissions: int = 60, seed: int = 0
     return folder
 
 
-def board_of(folder: Path) -> leaderboard.Board:
-    return leaderboard.build(folder, RULES)
+def board_of(folder: Path) -> ranking.Board:
+    return ranking.build(folder, RULES)
 
 
 # -- ranking ------------------------------------------------------------------------------------------------
 
 def test_reference_score_is_resnet18_in_float16():
-    assert leaderboard.reference_score(RULES) == pytest.approx(1.99, abs=0.01)
+    assert ranking.reference_score(RULES) == pytest.approx(1.99, abs=0.01)
 
 
 def test_best_eligible_submission_ranks_each_team(tmp_path):
@@ -138,7 +139,7 @@ def test_teams_without_an_eligible_submission_come_after_with_the_reason(tmp_pat
     assert reasons["zeta"] == "z2: accuracy 88.00% below 90%"  # the closest attempt
     assert reasons["Eta"] == "e1: invalid submission; submission.yaml: unknown key 'x'"
     assert reasons["theta"] == "t1: claims not verified"
-    md = leaderboard.to_markdown(board)
+    md = tables.to_markdown(board)
     assert md.index("| 1 | iota |") < md.index("## Not ranked") < md.index("| zeta | 2 |")
 
 
@@ -148,7 +149,7 @@ def test_csv_has_a_header_and_follows_the_ranking(tmp_path):
                                                    weight_bits=8, activation_bits=8)),
                          make("a", total=0.4, flagged=True), make("c", total=0.1, accuracy=0.5),
                          make("=cmd", total=0.3)])
-    rows = list(csv.DictReader(io.StringIO(leaderboard.to_csv(board_of(tmp_path)))))
+    rows = list(csv.DictReader(io.StringIO(tables.to_csv(board_of(tmp_path)))))
     assert [(r["rank"], r["team"]) for r in rows] == [("1", "b"), ("2", "'=cmd"), ("3", "a"), ("", "c")]
     b = rows[0]
     assert (b["accuracy"], b["params"], b["macs"], b["score"]) == ("0.912300", "123456", "7890123", "0.200000")
@@ -161,7 +162,7 @@ def test_csv_has_a_header_and_follows_the_ranking(tmp_path):
 
 
 def test_pareto_front_keeps_only_undominated_eligible_points(tmp_path):
-    from harness.plots import pareto_front
+    from harness.board.plots import pareto_front
 
     write_all(tmp_path, [make("a", "p1", total=0.1, accuracy=0.90), make("a", "p2", total=0.2, accuracy=0.95),
                          make("a", "dominated", total=0.3, accuracy=0.94), make("a", "p3", total=1.0, accuracy=0.96),
@@ -202,7 +203,7 @@ def test_corrupt_records_are_reported_and_skipped(tmp_path, capsys):
 def test_rendering_never_changes_the_records(tmp_path):
     results = generate(tmp_path / "results", teams=5, submissions=20)
     before = {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in results.iterdir()}
-    leaderboard.render(board_of(results), tmp_path / "out")
+    render.render(board_of(results), tmp_path / "out")
     after = {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in results.iterdir()}
     assert after == before
 
@@ -224,13 +225,13 @@ def test_parallel_writers_lose_nothing(tmp_path):
     go.set()
     seen_skipped = []
     while any(p.is_alive() for p in procs):  # a reader during the writes sees only whole records
-        seen_skipped += leaderboard.collect(tmp_path).skipped
+        seen_skipped += ranking.collect(tmp_path).skipped
         time.sleep(0.05)
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
     assert seen_skipped == []
-    c = leaderboard.collect(tmp_path)
+    c = ranking.collect(tmp_path)
     assert c.skipped == [] and len(c.entries) == workers * count
     totals = sorted(round(e.record.score.total, 6) for e in c.entries)
     assert totals == sorted(round(0.1 + w + i / 1000, 6) for w in range(workers) for i in range(count))
@@ -246,9 +247,9 @@ def test_missing_results_folder_is_an_error_with_a_message(tmp_path, capsys):
 
 def test_render_writes_every_file(tmp_path):
     results = generate(tmp_path / "results")
-    written = leaderboard.render(board_of(results), tmp_path / "out")
-    assert sorted(written) == sorted(leaderboard.FILES)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(leaderboard.FILES)  # no temporary left
+    written = render.render(board_of(results), tmp_path / "out")
+    assert sorted(written) == sorted(render.FILES)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(render.FILES)  # no temporary left
     with Image.open(written["leaderboard.png"]) as im:
         assert im.size[0] >= 1600 and im.size[1] >= 900
     assert written["leaderboard.svg"].read_text().lstrip().startswith("<?xml")
@@ -284,7 +285,7 @@ def _overlaps(boxes) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("clustered", [False, True])
 def test_team_labels_never_overlap(tmp_path, clustered):
-    from harness import plots
+    from harness.board import plots
 
     if clustered:  # twelve bests almost on top of each other
         write_all(tmp_path, [make(f"team-{i:02d}", total=0.1 * (1 + i / 200), accuracy=0.92 + i / 10000, minutes=i)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import runner, sandbox
 from harness.cli import main
 from harness.config import load_rules, with_overrides
 from harness.errors import ConfigError
-from harness.evaluate import judge
-from harness.sandbox import Limits, Sandbox
+from harness.judge import runner, sandbox
+from harness.judge.evaluate import judge
+from harness.judge.sandbox import Limits, Sandbox
 
 from .conftest import REPO
 from .test_hostile import needs_bwrap, survivors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .record import Record
+from ..record import Record
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
 

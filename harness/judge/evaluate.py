@@ -1,7 +1,7 @@
 """From a submission directory to a verified, scored result record: the judge, in the parent.
 
 `judge(directory, test, rules, device)` reads the manifest, then runs the two sandboxed stages
-(`harness.runner`, `harness.sandbox`): stage 1 (`harness.build`) builds the model beside the
+(`runner`, `sandbox`): stage 1 (`harness.build`) builds the model beside the
 submission's code and exports it; stage 2 (`harness.measure`), started at the same time so
 that its imports overlap, runs harness code only on that exported program: counts, bits,
 pruning, predictions. Here, in the parent, the result is validated (`harness.jobs`), and
@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, jobs, runner, sandbox
-from .config import Rules
+from .. import __version__, jobs
+from ..config import Rules
+from ..errors import SubmissionError
+from ..manifest import Manifest, load_manifest, raw_team
+from ..record import Compression, Flip, Layer, Provenance, Record, now
+from ..score import SCORING_VERSION, score, verify
+from . import runner, sandbox
 from .data import TestSet
-from .errors import SubmissionError
-from .manifest import Manifest, load_manifest, raw_team
-from .record import Compression, Flip, Layer, Provenance, Record, now
-from .score import SCORING_VERSION, score, verify
 
 FLIP_SEED = 0  # the flip subset is the same for everyone
 MAX_GRAPH_BYTES = 4 * 2**30  # the largest exported program stage 2 is given

@@ -1,6 +1,6 @@
 """The leaderboard's tables: Markdown, CSV and the self-contained web page (`index.html`).
 
-Pure functions from a ranked `leaderboard.Board` to text. The page embeds the plot as an SVG
+Pure functions from a ranked `ranking.Board` to text. The page embeds the plot as an SVG
 data URI and sorts its tables with a small inline script: it works from a file, offline.
 """
 
@@ -13,12 +13,9 @@ import io
 import math
 from datetime import datetime, timezone
 from string import Template
-from typing import TYPE_CHECKING
 
-from . import record as rec_io
-
-if TYPE_CHECKING:
-    from .leaderboard import Board, Row
+from .. import record as rec_io
+from .ranking import Board, Row
 
 
 def to_markdown(board: Board) -> str:

@@ -16,7 +16,7 @@ import math
 from contextlib import contextmanager
 from pathlib import Path
 
-from .leaderboard import Board, Entry
+from .ranking import Board, Entry
 
 WIDE = (16, 9)  # inches; at 120 dpi 1920 x 1080
 WIDE_DPI = 120

@@ -17,7 +17,7 @@ read-only root, no capabilities and an environment cleared but for a few variabl
 `bwrap_argv()` and `docker_argv()` compose
 the command lines (pure functions of their arguments); `choose()` turns the competition's
 `isolation: auto|none|bwrap|docker` and limits into a `Sandbox`. The limits themselves (time,
-memory, processes, file size) are enforced by `harness.runner`; under docker the engine
+memory, processes, file size) are enforced by `harness.judge.runner`; under docker the engine
 enforces memory and processes (`--memory`, `--pids-limit`).
 """
 
@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, HarnessError
+from ..errors import ConfigError, HarnessError
 
 SUBMISSION = "/submission"
 IMAGES = "/data/images.npy"
@@ -236,7 +236,8 @@ def _gpu_mounts() -> list[str]:
 
 
 def _package_dir() -> Path:
-    return Path(__file__).resolve().parent
+    """The harness package's folder (this module lives in its `judge` subpackage)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def _outermost(paths) -> list[str]:

@@ -1,6 +1,6 @@
-"""The leaderboard: collect evaluation records, rank the teams, render the five output files.
+"""The leaderboard's ranking: collect evaluation records and rank the teams.
 
-The tables are written by `harness.tables`, the plots by `harness.plots`.
+`harness.board.render` writes the five output files, with `tables` and `plots`.
 
 Ranking rules. Only records of kind "evaluate" count. A team's standing is its best
 eligible submission: the lowest score total; ties (scores equal to 1e-10) go to the higher
@@ -19,20 +19,17 @@ start with a dot (temporary files of a write in progress) are not records.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import record as rec_io
-from .config import Rules
-from .errors import EXIT_INVALID, HarnessError
-from .record import Record
-from .score import reference_score
-from .tables import to_csv, to_html, to_markdown  # noqa: F401 - part of this module's API
+from .. import record as rec_io
+from ..config import Rules
+from ..errors import EXIT_INVALID, HarnessError
+from ..record import Record
+from ..score import reference_score
 
 TIE_DECIMALS = 10  # score totals equal to this many decimals are ties
-FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "leaderboard.svg", "index.html")
 
 
 class LeaderboardError(HarnessError):
@@ -152,30 +149,6 @@ def build(results: str | Path, rules: Rules) -> Board:
     ranked, unranked = rank(collection)
     return Board(ranked, unranked, collection, rules, reference_score(rules),
                  datetime.now(timezone.utc).replace(microsecond=0))
-
-
-def render(board: Board, out: str | Path) -> dict[str, Path]:
-    """Write the five files of FILES into `out`, each replaced atomically; returns them by name."""
-    from . import plots  # matplotlib only when rendering
-
-    folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LeaderboardError(f"cannot create the output folder {folder}: {err}") from None
-    written = {name: folder / name for name in FILES}
-    tmp = {name: folder / f".{name}.{os.getpid()}.tmp" for name in FILES}
-    try:
-        plots.save_leaderboard(board, tmp["leaderboard.png"], tmp["leaderboard.svg"])
-        tmp["leaderboard.md"].write_text(to_markdown(board), encoding="utf-8")
-        tmp["leaderboard.csv"].write_text(to_csv(board), encoding="utf-8", newline="")
-        tmp["index.html"].write_text(to_html(board, tmp["leaderboard.svg"].read_bytes()), encoding="utf-8")
-        for name in FILES:  # readers (a web server, a browser) never see half a file
-            os.replace(tmp[name], written[name])
-    finally:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-    return written
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
