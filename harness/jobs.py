@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
+from .record import Compression
+
 Bits = Annotated[int, Field(ge=1, le=32)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Text = Annotated[str, Field(max_length=8000)]
@@ -76,13 +78,6 @@ class Layer(_Strict):
     activation_bits: Bits | None = None
 
 
-class Measured(_Strict):
-    structured_pruning: Fraction
-    unstructured_pruning: Fraction
-    weight_bits: Bits
-    activation_bits: Bits
-
-
 class MeasureResult(_Strict):
     """Stage 2's result; `check(job, n)` adds what the types cannot say."""
 
@@ -90,7 +85,7 @@ class MeasureResult(_Strict):
     params: NonNegativeInt
     macs: NonNegativeInt
     layers: Annotated[list[Layer], Field(max_length=50_000)]
-    measured: Measured
+    measured: Compression
     structured_mac_share: Fraction
     predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
     flip_predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
@@ -105,8 +100,6 @@ class MeasureResult(_Strict):
             raise ValueError("the layers' weights do not add up to params")
         if sum(r.macs for r in self.layers) != self.macs:
             raise ValueError("the layers' MACs do not add up to macs")
-        if self.measured.structured_pruning + self.measured.unstructured_pruning > 1.0 + 1e-9:
-            raise ValueError("pruned fractions add up to more than 1")
         return self
 
     def check(self, images: int | None, flips: int) -> None:

@@ -30,12 +30,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .errors import SubmissionError
+from .record import Compression
 from .schema import format_errors, read_yaml
 
 MANIFEST = "submission.yaml"
 Label = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=64)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-Bits = Annotated[int, Field(ge=1, le=32)]
 RelPath = Annotated[str, StringConstraints(pattern=r"^[^/\\][^\\]*$", min_length=1)]
 
 
@@ -61,16 +60,14 @@ class ModelSpec(_Strict):
     normalize: Normalize | None = None
 
 
-class Compression(_Strict):
-    """Declared compression: pruned fractions of all weights and bit widths."""
+class Declared(Compression):
+    """Compression as a manifest declares it: each pruned fraction, and their sum, below 1."""
 
-    structured_pruning: Fraction = 0.0
-    unstructured_pruning: Fraction = 0.0
-    weight_bits: Bits = 32
-    activation_bits: Bits = 32
+    structured_pruning: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    unstructured_pruning: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     @model_validator(mode="after")
-    def _pruning_below_one(self):
+    def _below_one(self):
         if self.structured_pruning + self.unstructured_pruning >= 1.0:
             raise ValueError("structured_pruning + unstructured_pruning must be below 1")
         return self
@@ -82,7 +79,7 @@ class Manifest(_Strict):
     team: Label
     name: Label | None = None
     model: ModelSpec = ModelSpec()
-    compression: Compression = Compression()
+    compression: Declared = Declared()
 
 
 def load_manifest(directory: str | Path) -> Manifest:

@@ -16,9 +16,9 @@ import secrets
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RECORD_VERSION = 2
 
@@ -27,11 +27,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Compression(_Model):
-    structured_pruning: float = 0.0
-    unstructured_pruning: float = 0.0
-    weight_bits: int = 32
-    activation_bits: int = 32
+class Compression(BaseModel):
+    """Compression, the one description of it: as a manifest declares it, as stage 2 measures it and
+    as the score credits it. Pruned fractions of all weights, in [0, 1] together; bit widths."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    structured_pruning: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    unstructured_pruning: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    weight_bits: Annotated[int, Field(ge=1, le=32)] = 32
+    activation_bits: Annotated[int, Field(ge=1, le=32)] = 32
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.structured_pruning + self.unstructured_pruning > 1.0 + 1e-9:
+            raise ValueError("structured_pruning + unstructured_pruning must be at most 1")
+        return self
 
 
 class Layer(_Model):

@@ -27,7 +27,7 @@ from .. import __version__, jobs
 from ..config import Rules
 from ..errors import SubmissionError
 from ..manifest import Manifest, load_manifest, raw_team
-from ..record import Compression, Flip, Layer, Provenance, Record, now
+from ..record import Flip, Layer, Provenance, Record, now
 from ..score import SCORING_VERSION, score, verify
 from . import runner, sandbox
 from .data import TestSet
@@ -66,7 +66,7 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str
         team = raw_team(folder) or "unknown"
         return Record(team=team, name=folder.name or "submission", status="invalid", errors=[str(err)],
                       reasons=["invalid submission"], **base)
-    base.update(team=manifest.team, name=manifest.name, declared=Compression(**manifest.compression.model_dump()))
+    base.update(team=manifest.team, name=manifest.name, declared=manifest.compression)
     with tempfile.TemporaryDirectory(prefix="harness-judge-") as private:
         order = _shuffled(test, Path(private), rules.flip_subset) if test is not None else None
         rec = _stages(folder, manifest, test, order, rules, box, device, base)
@@ -179,7 +179,7 @@ def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules
                       reasons=["error while running"], timings={"worker": round(out.seconds, 3)}, **base)
     prov.device, prov.torch_version = res.device, res.torch_version
     rec = Record(status="ok", params=res.params, macs=res.macs, layers=[Layer(**r.model_dump()) for r in res.layers],
-                 measured=Compression(**res.measured.model_dump()), structured_mac_share=res.structured_mac_share,
+                 measured=res.measured, structured_mac_share=res.structured_mac_share,
                  warnings=list(res.warnings), timings={**res.timings, "worker": round(out.seconds, 3)}, **base)
     _credit(rec, rules)
     if test is not None:
