@@ -11,6 +11,9 @@ parent takes from it the exported program file and, when it failed, its message.
 
 from __future__ import annotations
 
+import json
+import traceback
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
@@ -65,6 +68,25 @@ class Failure(_Strict):
     kind: Literal["invalid", "error"]
     message: Text
     traceback: Text | None = None
+
+    @classmethod
+    def of(cls, err: BaseException, context: str = "") -> Failure:
+        """The failure for an exception a stage caught: a `HarnessError` says its own kind (invalid for
+        exit status 2); anything else is an error, its type named after `context`."""
+        from .errors import EXIT_INVALID, HarnessError
+
+        tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+        if isinstance(err, HarnessError):
+            kind = "invalid" if err.exit_code == EXIT_INVALID else "error"
+            return cls(kind=kind, message=str(err)[:8000], traceback=tb)
+        return cls(kind="error", message=f"{context}{type(err).__name__}: {str(err)[:4000]}", traceback=tb)
+
+
+def write_result(out: Path, result: dict) -> None:
+    """A stage's `result.json` in its `out` folder, replaced atomically (the parent never reads half)."""
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.replace(out / "result.json")
 
 
 class Layer(_Strict):

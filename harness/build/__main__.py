@@ -7,13 +7,11 @@ Exit status: 0 exported, 2 invalid submission, 3 the submission failed while run
 
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from pathlib import Path
 
 from ..errors import EXIT_ERROR, HarnessError
-from ..jobs import GRAPH, BuildJob, Failure
+from ..jobs import GRAPH, BuildJob, Failure, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,21 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         model = loader.build(job.submission, job.code, job.factory, job.weights)
         export.export(model, out / GRAPH, job.submission)
         return 0
-    except HarnessError as err:
-        kind = "invalid" if err.exit_code == 2 else "error"
-        failure = Failure(kind=kind, message=str(err)[:8000], traceback=_tb(err))
-        code = err.exit_code
-    except Exception as err:  # noqa: BLE001 - anything else the submission's code raised
-        failure = Failure(kind="error", message=f"{type(err).__name__}: {str(err)[:4000]}", traceback=_tb(err))
-        code = EXIT_ERROR
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(failure.model_dump()))
-    tmp.replace(out / "result.json")
-    return code
-
-
-def _tb(err: BaseException) -> str:
-    return "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+    except Exception as err:  # noqa: BLE001 - anything the submission's code raised, or its refusal
+        write_result(out, Failure.of(err).model_dump())
+        return err.exit_code if isinstance(err, HarnessError) else EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -11,14 +11,12 @@ chose) and the flipped subset, all with that one graph. It writes `result.json` 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from ..errors import EXIT_ERROR, HarnessError, RunError
-from ..jobs import Failure, MeasureJob
+from ..jobs import Failure, MeasureJob, write_result
 
 WAIT_POLL_S = 0.02  # seconds between two looks for the job file
 BATCH = {"cpu": 250, "cuda": 1000}  # images per forward pass when the rules leave it unset (benchmarks/)
@@ -47,17 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         result["timings"]["import"] = round(imported, 3)
         result["ok"] = True
         code = 0
-    except HarnessError as err:
-        result = Failure(kind="invalid" if err.exit_code == 2 else "error", message=str(err)[:8000],
-                         traceback=_tb(err)).model_dump()
-        code = err.exit_code
-    except Exception as err:  # noqa: BLE001 - the graph's operations failed on these inputs
-        result = Failure(kind="error", message=f"the exported model failed while running: "
-                         f"{type(err).__name__}: {str(err)[:2000]}", traceback=_tb(err)).model_dump()
-        code = EXIT_ERROR
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result))
-    tmp.replace(out / "result.json")
+    except Exception as err:  # noqa: BLE001 - a refusal, or the graph's operations failed on these inputs
+        result = Failure.of(err, "the exported model failed while running: ").model_dump()
+        code = err.exit_code if isinstance(err, HarnessError) else EXIT_ERROR
+    write_result(out, result)
     return code
 
 
@@ -182,10 +173,6 @@ def _describe(device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def _tb(err: BaseException) -> str:
-    return "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
 
 
 if __name__ == "__main__":
