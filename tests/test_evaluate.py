@@ -189,7 +189,8 @@ def test_cli_subprocess_help_is_light_and_exit_codes(tmp_path, oracle):
 
 
 def test_an_answer_that_depends_on_the_rest_of_the_batch_is_refused(capsys, tmp_path, folder_data):
-    """Test-time statistics of the batch (here its mean image) make each answer depend on the others."""
+    """A statistic of the batch (here its summed image) makes each answer depend on the others: the
+    probe's 16 images and the first batch of 50 sum to totals about 3 times apart, whatever the order."""
     batchwise = """
 from torch import nn
 
@@ -197,9 +198,10 @@ class Batchwise(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(3072, 10)
+        nn.init.constant_(self.fc.weight, 1e-3)
 
-    def forward(self, x):  # standardised with the batch's own statistics, as batch norm in training mode
-        return self.fc(((x - x.mean(0, keepdim=True)) / (x.std(0, keepdim=True) + 1e-3)).flatten(1))
+    def forward(self, x):  # each image plus the batch's total, as a careless test-time statistic would
+        return self.fc((x + x.sum(0, keepdim=True)).flatten(1))
 
 def build_model():
     return Batchwise()
