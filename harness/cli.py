@@ -2,13 +2,15 @@
 
     python -m harness profile DIR [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--device auto|cpu|cuda] [--results DIR] [--json]
-        [--isolation auto|none|bwrap|docker] [--timeout S] [--memory SIZE] [--processes N] [--gpus]
+        [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S] [--memory SIZE] [--processes N]
+        [--gpus]
     python -m harness leaderboard [--results DIR] [--out DIR]
     python -m harness plot --team TEAM [--results DIR] [--out FILE]
 
 Exit status: 0 evaluated and eligible (profile: claims verified), 1 evaluated but not
 eligible (profile: claims not verified), 2 invalid submission, 3 error while running it.
-With several directories, the worst status wins (3 > 2 > 1 > 0).
+With several directories, the worst status wins (3 > 2 > 1 > 0); each gets its record whatever
+happens to the others.
 """
 
 from __future__ import annotations
@@ -57,12 +59,18 @@ def cmd_evaluate(args) -> int:
     from . import record as rec_io
     from .config import load_rules
     from .judge.data import load_test
-    from .judge.evaluate import judge
+    from .judge.evaluate import evaluated, judge
 
     rules = _limited(load_rules(args.config), args)
     test = load_test(args.data)
-    records = []
+    done = evaluated(args.results, test, rules) if args.skip_evaluated else {}
+    records, skipped = [], []
     for d in args.dirs:
+        if (earlier := done.get(_identity(d, rules))) is not None:
+            skipped.append(earlier)
+            if not args.json:
+                print(f"skipping {d}: evaluated already ({earlier.name})", file=sys.stderr)
+            continue
         if not args.json:
             print(f"evaluating {d} on {test.size:,} test images ...", file=sys.stderr, flush=True)
         r = judge(d, test, rules, args.device)
@@ -71,7 +79,21 @@ def cmd_evaluate(args) -> int:
             print(f"  record: {path}", file=sys.stderr)
         records.append(r)
     _show(records, args)
-    return _worst(records)
+    if args.skip_evaluated and not args.json:
+        print(f"{len(records)} evaluated, {len(skipped)} skipped (evaluated already with these files and rules)",
+              file=sys.stderr)
+    return _worst([*records, *(rec_io.read(p) for p in skipped)])
+
+
+def _identity(directory, rules) -> str | None:
+    """The submission's sha256 over its files, or None when they cannot be read (it is then judged)."""
+    from .errors import SubmissionError
+    from .judge import files
+
+    try:
+        return files.combine(files.read(directory, rules.submission_mb * 2**20).hashes)
+    except (SubmissionError, OSError):
+        return None
 
 
 def cmd_leaderboard(args) -> int:
@@ -205,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
                          "or such a test folder")
     ev.add_argument("--results", default="leaderboard/results", metavar="DIR",
                     help="where records are written (default: leaderboard/results)")
+    ev.add_argument("--skip-evaluated", action="store_true",
+                    help="skip a submission whose files already have a record in --results made with this test "
+                         "set, scoring version and rules (to go on after an interrupted batch)")
     ev.set_defaults(func=cmd_evaluate)
 
     board = argparse.ArgumentParser(add_help=False)

@@ -37,7 +37,9 @@ class Rules(BaseModel):
         description="where the stages run; auto: bwrap when it works here, else none (with a warning)")
     memory_mb: Annotated[int, Field(ge=64)] = Field(description="memory limit of each stage (its processes' RSS), MiB")
     max_processes: Annotated[int, Field(ge=4)] = Field(description="processes + threads limit of each stage")
-    scratch_mb: Annotated[int, Field(ge=16)] = Field(description="each stage's /tmp tmpfs size and largest file, MiB")
+    scratch_mb: Annotated[int, Field(ge=16)] = Field(
+        description="each stage's writable space (/tmp and /dev/shm tmpfs), largest file and log, MiB")
+    submission_mb: Annotated[int, Field(ge=1)] = Field(description="most a submission directory's files hold, MiB")
     docker_image: str = Field(min_length=1, description="image of the docker isolation")
     docker_gpus: bool = Field(description="docker isolation: pass --gpus all")
 

@@ -3,15 +3,17 @@
     parent --BuildJob-->   stage 1 (harness.build, beside the submission's code) --> graph.pt2 (+ Failure)
     parent --MeasureJob--> stage 2 (harness.measure, harness code only)          --> MeasureResult
 
+They travel as `harness.wire` says (the job on the stage's stdin, its files on its stdout).
 Each is validated where it is read: the stages validate their job, and the parent validates what
-comes back with ranges (non-negative integer counts, fractions in [0, 1], per-layer sums equal to
-the totals, the right number of predictions). Nothing stage 1 says is a number of the record: the
-parent takes from it the exported program file and, when it failed, its message.
+comes back with ranges (integer counts from 0 to `MAX_COUNT`, fractions in [0, 1], per-layer sums
+equal to the totals, the right number of predictions). Nothing stage 1 says is a number of the
+record: the parent takes from it the exported program file and, when it failed, its message.
 """
 
 from __future__ import annotations
 
-import json
+import errno
+import shutil
 import traceback
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,10 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validat
 
 from .record import Compression
 
+MAX_COUNT = 10**15  # weights or MACs: ResNet18 has 1.1e7 and 5.6e8; more is not a CIFAR-10 model
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Bits = Annotated[int, Field(ge=1, le=32)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Text = Annotated[str, Field(max_length=8000)]
-GRAPH = "graph.pt2"  # the exported program, in stage 1's scratch folder and then in stage 2's
+GRAPH = "graph.pt2"  # the exported program: stage 1 sends it, stage 2 reads it from its inbox
+RESULT = "result.json"  # a stage's result (stage 2's MeasureResult) or its Failure
 MAX_CLASSES = 10
 
 
@@ -43,7 +48,7 @@ class BuildJob(_Strict):
     code: str
     factory: str
     weights: str
-    out: str  # where graph.pt2 and result.json go
+    out: str  # its writable folder (inside a sandbox, the tmpfs at /tmp), where graph.pt2 is written
 
 
 class MeasureJob(_Strict):
@@ -68,34 +73,44 @@ class Failure(_Strict):
     kind: Literal["invalid", "error"]
     message: Text
     traceback: Text | None = None
+    disk_full: bool = False  # its writable space was full (the parent names the disk limit)
 
     @classmethod
-    def of(cls, err: BaseException, context: str = "") -> Failure:
+    def of(cls, err: BaseException, context: str = "", out: str | Path | None = None) -> Failure:
         """The failure for an exception a stage caught: a `HarnessError` says its own kind (invalid for
-        exit status 2); anything else is an error, its type named after `context`."""
+        exit status 2); anything else is an error, its type named after `context`. `disk_full` when
+        the exception, or one it came from, is "no space left", or the folder `out` is full."""
         from .errors import EXIT_INVALID, HarnessError
 
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+        full = _no_space(err) or (out is not None and shutil.disk_usage(out).free < FULL_BELOW)
         if isinstance(err, HarnessError):
             kind = "invalid" if err.exit_code == EXIT_INVALID else "error"
-            return cls(kind=kind, message=str(err)[:8000], traceback=tb)
-        return cls(kind="error", message=f"{context}{type(err).__name__}: {str(err)[:4000]}", traceback=tb)
+            return cls(kind=kind, message=str(err)[:8000], traceback=tb, disk_full=full)
+        return cls(kind="error", message=f"{context}{type(err).__name__}: {str(err)[:4000]}", traceback=tb,
+                   disk_full=full)
 
 
-def write_result(out: Path, result: dict) -> None:
-    """A stage's `result.json` in its `out` folder, replaced atomically (the parent never reads half)."""
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result))
-    tmp.replace(out / "result.json")
+FULL_BELOW = 2**20  # bytes: a stage's writable space with less free is full
+_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _no_space(err: BaseException | None) -> bool:
+    seen = 0
+    while err is not None and seen < 20:
+        if isinstance(err, OSError) and err.errno in _SPACE:
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 class Layer(_Strict):
     layer: Annotated[str, Field(max_length=200)]
     op: Literal["conv", "matmul", "attention", "product", "accumulate", "reduction", "params"]
-    params: NonNegativeInt
-    macs: NonNegativeInt
-    zeros: NonNegativeInt = 0
-    structured_zeros: NonNegativeInt = 0
+    params: Count
+    macs: Count
+    zeros: Count = 0
+    structured_zeros: Count = 0
     weight_bits: Bits | None = None
     activation_bits: Bits | None = None
 
@@ -104,8 +119,8 @@ class MeasureResult(_Strict):
     """Stage 2's result; `check(job, n)` adds what the types cannot say."""
 
     ok: Literal[True] = True
-    params: NonNegativeInt
-    macs: NonNegativeInt
+    params: Count
+    macs: Count
     layers: Annotated[list[Layer], Field(max_length=50_000)]
     measured: Compression
     structured_mac_share: Fraction
@@ -113,7 +128,7 @@ class MeasureResult(_Strict):
     flip_predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
     device: Annotated[str, Field(max_length=200)]
     torch_version: Annotated[str, Field(max_length=100)]
-    timings: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(ge=0)]] = {}
+    timings: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(ge=0, le=1e7)]] = {}
     warnings: list[Annotated[str, Field(max_length=1000)]] = []
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from .errors import SubmissionError
 from .record import Compression
-from .schema import format_errors, read_yaml
+from .schema import format_errors, parse_yaml
 
 MANIFEST = "submission.yaml"
 Label = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=64)]
@@ -83,33 +83,57 @@ class Manifest(_Strict):
 
 
 def load_manifest(directory: str | Path) -> Manifest:
-    """Read and validate `DIR/submission.yaml`; the name defaults to the directory's name."""
+    """Read and validate `DIR/submission.yaml` (the judge reads it with `harness.judge.files` and calls
+    `parse`)."""
     folder = Path(directory)
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: not a directory")
     path = folder / MANIFEST
-    raw = read_yaml(path, SubmissionError)
+    return parse(folder, path.read_bytes() if path.is_file() else None)
+
+
+def parse(folder: Path, data: bytes | None) -> Manifest:
+    """Validate the manifest `data` of the submission directory `folder`; the name defaults to the
+    directory's name. Raises `ManifestError` (with the team the file names, if any)."""
+    path = folder / MANIFEST
+    if data is None:
+        raise ManifestError(f"{path}: file not found")
+    raw = parse_yaml(data, path, ManifestError)
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as err:
-        raise SubmissionError(format_errors(path, err, Manifest)) from None
+        raise ManifestError(format_errors(path, err, Manifest), team=label(raw.get("team"))) from None
     if manifest.name is None:
-        name = re.sub(r"[^A-Za-z0-9_-]+", "-", folder.resolve().name).strip("-")[:64] or "submission"
-        manifest = manifest.model_copy(update={"name": name})
+        manifest = manifest.model_copy(update={"name": label(folder.resolve().name) or "submission"})
     for key, rel in (("model.code", manifest.model.code), ("model.weights", manifest.model.weights)):
         target = (folder / rel).resolve()
         if not target.is_relative_to(folder.resolve()):
-            raise SubmissionError(f"{path}: {key}: {rel!r} points outside the submission directory")
+            raise ManifestError(f"{path}: {key}: {rel!r} points outside the submission directory", manifest.team)
         if not target.is_file():
-            raise SubmissionError(f"{path}: {key}: file {rel!r} not found in {folder}")
+            raise ManifestError(f"{path}: {key}: file {rel!r} not found in {folder}", manifest.team)
     return manifest
 
 
-def raw_team(directory: str | Path) -> str | None:
-    """The team named in a manifest, even an invalid one, for labelling its record."""
+def team_of(folder: Path, data: bytes | None) -> str | None:
+    """The team a manifest names (as a label), even when the manifest or its submission is not valid."""
     try:
-        raw = read_yaml(Path(directory) / MANIFEST, SubmissionError)
-    except SubmissionError:
+        return label(parse_yaml(data, folder / MANIFEST, ManifestError).get("team")) if data else None
+    except ManifestError:
         return None
-    team = raw.get("team") if isinstance(raw, dict) else None
-    return team if isinstance(team, str) and team else None
+
+
+class ManifestError(SubmissionError):
+    """A manifest that is not valid; `team` is what it names as its team (as a label), if anything."""
+
+    def __init__(self, message: str, team: str | None = None):
+        super().__init__(message)
+        self.team = team
+
+
+def label(value) -> str | None:
+    """`value` as a label (letters, digits, '-' and '_', at most 64), or None: for naming the record of
+    a manifest that is not valid."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return None
+    text = re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")[:64].strip("-")
+    return text or None

@@ -10,8 +10,10 @@ set, device, time, rules used). `profile` fills the same record without accuracy
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from datetime import datetime, timezone
@@ -128,10 +130,9 @@ def write(record: Record, folder: str | Path) -> Path:
     """Write `record` as a new JSON file in `folder`, atomically; never replaces a file."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = record.provenance.created_at.replace(":", "").replace("-", "").replace(".", "")[:15]
-    stem = f"{stamp}-{record.team}-{record.name}"
+    stem = file_stem(record)
     text = record.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=out)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=out)  # never read as a record
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -146,6 +147,19 @@ def write(record: Record, folder: str | Path) -> Path:
                 continue
     finally:
         os.unlink(tmp)
+
+
+def file_stem(record: Record) -> str:
+    """A record's file name without its random suffix: time, team and name as slugs (letters, digits,
+    '-' and '_', 40 characters at most each) and a short hash of the exact team and name, so that
+    any team and name, even of an invalid manifest, give a safe, bounded and distinct name."""
+    stamp = re.sub(r"[^0-9T]", "", record.provenance.created_at)[:15]
+    who = hashlib.sha256(f"{record.team}\0{record.name}".encode()).hexdigest()[:8]
+    return f"{stamp}-{_slug(record.team)}-{_slug(record.name)}-{who}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40].strip("-") or "x"
 
 
 def read(path: str | Path) -> Record:

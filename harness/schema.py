@@ -10,19 +10,35 @@ from pydantic import ValidationError
 
 
 def read_yaml(path: Path, error: type[Exception]) -> dict:
-    """Parse a YAML mapping, raising `error` with the file's name on any problem."""
-    import yaml
-
+    """Parse a YAML mapping file, raising `error` with the file's name on any problem."""
     if not path.is_file():
         raise error(f"{path}: file not found")
+    return parse_yaml(path.read_bytes(), path, error)
+
+
+def parse_yaml(data: bytes, path: Path, error: type[Exception]) -> dict:
+    """Parse YAML bytes (from the file `path`) into a mapping: safe types only, no aliases (a
+    manifest needs none, and they let a small file expand), nesting within Python's recursion
+    limit; any problem raises `error` naming the file."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(data.decode("utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise error(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
     except UnicodeDecodeError:
         raise error(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

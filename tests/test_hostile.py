@@ -1,8 +1,10 @@
-"""The hostile-submission suite (tests/hostile/), evaluated under bubblewrap in one `evaluate` call.
+"""The hostile-submission suite (tests/hostile/), evaluated in one `evaluate` call under bubblewrap,
+and again under docker where an engine runs and the image is built (docker/build.sh).
 
-Every case must end as a clear record (status and message), the harness must go on to the
-next submission, every record must be written, nothing may leak out of the sandbox and no
-process may outlive the evaluation. CI installs bubblewrap (.ci/run), so these run there.
+Every case must end as a clear record (status and message), the same under both, the harness
+must go on to the next submission, every record must be written, nothing may leak out of the
+sandbox and no process (nor container) may outlive the evaluation. CI installs bubblewrap and
+the Docker engine and builds the image (.ci/run), so all of these run there.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ EXPECTED = {
     "broken_yaml": Case("invalid", "not valid YAML"),
     "unknown_key": Case("invalid", "compresion: unknown key"),
     "missing_file": Case("invalid", "file 'missing.pt' not found"),
+    # the parent reads nothing outside a submission, nothing unbounded, and names any team safely
+    "manifest_link": Case("invalid", "outside the submission directory", numbers={"team": "unknown"}),
+    "weights_link": Case("invalid", "outside the submission directory"),
+    "huge_manifest": Case("invalid", "more than the 64 KiB a manifest may hold"),
+    "yaml_aliases": Case("invalid", "aliases (*name) are not allowed"),
+    "bad_team": Case("invalid", "team: String should have at most 64 characters", numbers={"team": "a-b-" + "x" * 60}),
+    "fifo_file": Case("invalid", "a FIFO; a submission holds only files"),
+    "big_files": Case("invalid", "more than 64 MiB (the competition's submission_mb)"),
     "pickle_weights": Case("invalid", "weights_only=True"),
     "infinite_loop": Case("error", "time limit of"),
     "factory_raises": Case("error", "build_model() raised ValueError: no model today"),
@@ -55,10 +65,12 @@ EXPECTED = {
     "wrong_shape": Case("invalid", "expected [16, 10]"),
     "process_spawner": Case("error", "process limit of 48"),
     "nan_output": Case("error", "NaN"),
-    "log_flood": Case("error", "file size limit of 32 MiB"),
+    "log_flood": Case("error", "log limit of 32 MiB"),
     "state_mismatch": Case("invalid", "missing keys: 1.bias"),
     "network_call": Case("error", "Network is unreachable"),
     "forged_result": Case("error", "malformed result"),
+    "result_nested": Case("error", "result.json: not valid JSON (RecursionError"),
+    "disk_filler": Case("error", "disk limit of 32 MiB"),
     "writes_outside": Case("error", "of 5 writes outside the scratch folder succeeded"),  # none reached the host
     "label_thief": Case("error", "no test labels found on disk"),
     # the score: what is counted is what the graph that answered computes (tests/hostile/ATTACKS.md)
@@ -80,7 +92,10 @@ EXPECTED = {
     "mha": Case("ok", eligible=True, numbers={"params": 20_446, "macs": 1_770_122 + 4618}),
 }
 GENERATED = [c for c, e in EXPECTED.items() if list(EXPECTED).index(c) >= list(EXPECTED).index("measure_patched")]
-SUITE_RULES = {"isolation": "bwrap", "timeout_s": 60, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32}
+SUITE_RULES = {"timeout_s": 60, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32,
+               "submission_mb": 64}
+REFUSED = ("broken_yaml", "unknown_key", "missing_file", "manifest_link", "weights_link", "huge_manifest",
+           "yaml_aliases", "bad_team", "fifo_file", "big_files")  # never built: no weights needed
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
                                  reason=f"bubblewrap unusable here: {sandbox.bwrap_problem()}")
@@ -104,7 +119,7 @@ def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
     for case in EXPECTED:
         folder = shutil.copytree(HOSTILE / case, root / case)
         dirs[case] = folder
-        if case in ("broken_yaml", "unknown_key", "missing_file") or case in GENERATED:
+        if case in REFUSED or case in GENERATED:
             continue
         if case == "pickle_weights":
             (folder / "weights.pt").write_bytes(pickle.dumps(_Boom(root / "PWNED-pickle")))
@@ -120,9 +135,36 @@ def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
         shutil.copy(HOSTILE / "_shared" / "networks.py", dirs[case] / "networks.py")
     subprocess.run([sys.executable, str(HOSTILE / "_save_weights.py"), *(str(dirs[c]) for c in GENERATED)],
                    check=True, capture_output=True, timeout=600)
+    _refused(root, dirs)
+    for case in ("forged_result", "result_nested"):
+        shutil.copy(HOSTILE / "_shared" / "channel.py", dirs[case] / "channel.py")
     (dirs["process_spawner"] / "marker.txt").write_text(marker)
     (dirs["writes_outside"] / "targets.txt").write_text("\n".join(map(str, targets)))
     return dirs
+
+
+def _refused(root: Path, dirs: dict[str, Path]) -> None:
+    """What the cases the parent must refuse hold besides model.py: links out, a FIFO, large files."""
+    outside = root / "outside"
+    outside.mkdir()
+    (outside / "host.yaml").write_text("team: secret-from-host\n")
+    (dirs["manifest_link"] / "submission.yaml").symlink_to(outside / "host.yaml")
+    with open(outside / "library.so", "wb") as f:
+        f.truncate(500 * 2**20)  # sparse: 500 MB that the old parent read into memory to hash
+    (dirs["weights_link"] / "weights.pt").symlink_to(outside / "library.so")
+    (dirs["huge_manifest"] / "submission.yaml").write_text("team: hostile\n" + ("# padding " * 99 + "\n") * 4000)
+    os.mkfifo(dirs["fifo_file"] / "weights.pt")
+    with open(dirs["big_files"] / "data.bin", "wb") as f:
+        f.truncate(100 * 2**20)  # sparse, over the suite's submission_mb of 64
+
+
+def _containers() -> list[str]:
+    """Worker containers still there (none may outlive the evaluation), where docker runs."""
+    if sandbox.docker_problem(sandbox.DEFAULT_IMAGE) is not None:
+        return []
+    done = subprocess.run(["docker", "ps", "-a", "--filter", f"label={sandbox.LABEL}", "--format", "{{.Names}}"],
+                          capture_output=True, text=True, timeout=60)
+    return [f"container {name}" for name in done.stdout.split()]
 
 
 def survivors(marker: str, scratch: Path) -> list[str]:
@@ -141,11 +183,18 @@ def survivors(marker: str, scratch: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """Evaluate every hostile case in one `python -m harness evaluate` call under bwrap."""
-    if sandbox.bwrap_problem() is not None:
-        pytest.skip(f"bubblewrap unusable here: {sandbox.bwrap_problem()}")
+def _problem(isolation: str) -> str | None:
+    if isolation == "bwrap":
+        return sandbox.bwrap_problem()
+    return sandbox.docker_problem(sandbox.DEFAULT_IMAGE)
+
+
+@pytest.fixture(scope="module", params=["bwrap", "docker"])
+def suite(tmp_path_factory, request):
+    """Evaluate every hostile case in one `python -m harness evaluate` call, under bwrap, then docker."""
+    isolation = request.param
+    if _problem(isolation) is not None:
+        pytest.skip(f"{isolation} unusable here: {_problem(isolation)}")
     tmp = tmp_path_factory.mktemp("hostile")
     marker = f"hostile-{uuid.uuid4().hex[:12]}"
     cache, results, scratch = tmp / "cache", tmp / "results", tmp / "scratch"
@@ -155,24 +204,24 @@ def suite(tmp_path_factory):
     dirs = prepare(tmp / "cases", marker, targets)
     data = write_folder(tmp / "data", *class_images())
     config = tmp / "rules.yaml"
-    config.write_text(yaml.safe_dump(SUITE_RULES))
+    config.write_text(yaml.safe_dump({**SUITE_RULES, "isolation": isolation}))
     env = {**os.environ, "HARNESS_CACHE": str(cache), "TMPDIR": str(scratch)}
     argv = [sys.executable, "-m", "harness", "evaluate", *map(str, dirs.values()), "--data", str(data),
             "--results", str(results), "--config", str(config), "--json"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=1800)
-        left = survivors(marker, scratch)
+        left = survivors(marker, scratch) + _containers()
         leaked = [str(t) for t in [*targets, tmp / "cases" / "PWNED-pickle"] if t.exists()]
     finally:
         for target in targets[:2]:
             target.unlink(missing_ok=True)  # should never exist; never leave them behind
     records = json.loads(done.stdout) if done.stdout.strip() else []
-    return {"done": done, "records": dict(zip(EXPECTED, records, strict=False)), "list": records, "results": results,
+    return {"isolation": isolation, "done": done, "records": dict(zip(EXPECTED, records, strict=False)),
+            "list": records, "results": results,
             "survivors": left, "leaked": leaked, "scratch": scratch, "dirs": dirs}
 
 
 @pytest.mark.slow
-@needs_bwrap
 @pytest.mark.parametrize("case", list(EXPECTED))
 def test_each_case_ends_as_an_honest_record(suite, case):
     want = EXPECTED[case]
@@ -200,7 +249,6 @@ def test_each_case_ends_as_an_honest_record(suite, case):
 
 
 @pytest.mark.slow
-@needs_bwrap
 def test_one_call_records_every_case_and_goes_on(suite):
     done, records = suite["done"], suite["list"]
     assert done.returncode == 3, done.stderr[-3000:]  # the worst status: an error
@@ -209,11 +257,10 @@ def test_one_call_records_every_case_and_goes_on(suite):
     assert len(files) == len(EXPECTED)  # every record written, none lost, no forged one
     assert sorted(read(f).directory for f in files) == sorted(str(d) for d in suite["dirs"].values())
     ran = [r for r in records if r["status"] != "invalid" or "expected [16, 10]" in r["errors"][0]]
-    assert ran and all(r["provenance"]["isolation"] == "bwrap" for r in ran)
+    assert ran and all(r["provenance"]["isolation"] == suite["isolation"] for r in ran)
 
 
 @pytest.mark.slow
-@needs_bwrap
 def test_no_process_outlives_the_evaluation_and_nothing_leaks(suite):
     assert suite["survivors"] == []
     assert suite["leaked"] == []

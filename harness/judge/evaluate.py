@@ -1,23 +1,23 @@
 """From a submission directory to a verified, scored result record: the judge, in the parent.
 
-`judge(directory, test, rules, device)` reads the manifest, then runs the two sandboxed stages
+`judge(directory, test, rules, device)` reads the submission's files (`files`: never through a
+link, within a size) and its manifest, then runs the two sandboxed stages
 (`runner`, `sandbox`): stage 1 (`harness.build`) builds the model beside the
 submission's code and exports it; stage 2 (`harness.measure`), started at the same time so
 that its imports overlap, runs harness code only on that exported program: counts, bits,
 pruning, predictions. Here, in the parent, the result is validated (`harness.jobs`), and
 accuracy, the flip check, the claims, the score and eligibility are computed. The test images
 reach stage 2 in a fresh random order; only the parent holds the permutation and the labels.
-`judge(..., test=None)` is `profile`: the same record without accuracy.
+`judge(..., test=None)` is `profile`: the same record without accuracy. Whatever goes wrong
+while judging one submission, even a fault of the harness, ends as that submission's record.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
 import shutil
-import stat
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +26,15 @@ import numpy as np
 from .. import __version__, jobs
 from ..config import Rules
 from ..errors import SubmissionError
-from ..manifest import Manifest, load_manifest, raw_team
+from ..manifest import Manifest, ManifestError, label, parse, team_of
 from ..record import Flip, Layer, Provenance, Record, now
 from ..score import SCORING_VERSION, score, verify
-from . import runner, sandbox
+from . import files, runner, sandbox
 from .data import TestSet
 
 FLIP_SEED = 0  # the flip subset is the same for everyone
-MAX_GRAPH_BYTES = 4 * 2**30  # the largest exported program stage 2 is given
-_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "timeout_s", "memory_mb", "max_processes"}
+_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "timeout_s", "memory_mb", "max_processes",
+             "scratch_mb", "submission_mb"}
 
 
 def accuracy(predictions, labels) -> float:
@@ -49,50 +49,87 @@ def flip_subset(size: int, n: int) -> np.ndarray:
 
 
 def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str = "auto") -> Record:
-    """Evaluate one submission (profile only when `test` is None); never raises for the submission's faults."""
+    """Evaluate one submission (profile only when `test` is None). Never raises for anything about
+    the submission: a fault of the harness while judging it is that submission's error record."""
     folder = Path(directory)
-    box = sandbox.choose(rules, device)
+    box = sandbox.choose(rules, device)  # the machine's problem (no bwrap, no docker): raised, for every one
     prov = Provenance(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
                       isolation=box.kind, rules=rules.model_dump(include=_RECORDED))
     if test is not None:
         prov.dataset_sha256, prov.dataset = test.sha256, test.source
-    kind = "evaluate" if test is not None else "profile"
-    base = {"kind": kind, "directory": str(folder), "provenance": prov}
+    base = {"kind": "evaluate" if test is not None else "profile", "directory": str(folder), "provenance": prov,
+            "team": "unknown", "name": label(folder.resolve().name) or "submission"}
     try:
-        prov.files = hash_files(folder)
-        prov.submission_sha256 = _combine(prov.files)
-        manifest = load_manifest(folder)
+        return _judge(folder, test, rules, box, device, base)
+    except Exception as err:  # noqa: BLE001 - a harness fault on this submission must not stop the batch
+        tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+        return Record(status="error", errors=[f"the judge failed on this submission: {type(err).__name__}: "
+                                              f"{str(err)[:500]}"], traceback=tb, reasons=["error while running"],
+                      **base)
+
+
+def evaluated(results: str | Path, test: TestSet, rules: Rules) -> dict[str, Path]:
+    """The records in `results` that an evaluation of the same files under the same test set,
+    scoring version and rules would repeat: submission sha256 -> record file (unreadable ones aside)."""
+    from ..record import read
+
+    same = rules.model_dump(include=_RECORDED)
+    found = {}
+    for path in sorted(Path(results).glob("*.json")):
+        try:
+            rec = read(path)
+        except (OSError, ValueError):
+            continue
+        p = rec.provenance
+        if (rec.kind == "evaluate" and p.submission_sha256 and p.dataset_sha256 == test.sha256
+                and p.scoring_version == SCORING_VERSION and p.rules == same):
+            found.setdefault(p.submission_sha256, path)
+    return found
+
+
+def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, base: dict) -> Record:
+    prov = base["provenance"]
+    try:
+        found = files.read(folder, rules.submission_mb * 2**20)
+        prov.files, prov.submission_sha256 = found.hashes, files.combine(found.hashes)
+        manifest = parse(folder, found.manifest)
     except SubmissionError as err:
-        team = raw_team(folder) or "unknown"
-        return Record(team=team, name=folder.name or "submission", status="invalid", errors=[str(err)],
-                      reasons=["invalid submission"], **base)
+        team = err.team if isinstance(err, ManifestError) else team_of(folder, files.manifest_only(folder))
+        base["team"] = team or base["team"]
+        return Record(status="invalid", errors=[str(err)], reasons=["invalid submission"], **base)
     base.update(team=manifest.team, name=manifest.name, declared=manifest.compression)
+    if box.kind == "docker":
+        runner.reap_orphans()
     with tempfile.TemporaryDirectory(prefix="harness-judge-") as private:
         order = _shuffled(test, Path(private), rules.flip_subset) if test is not None else None
-        rec = _stages(folder, manifest, test, order, rules, box, device, base)
+        rec = _stages(folder, manifest, test, order, rules, box, device, base, Path(private))
     if box.warning:
         rec.warnings.insert(0, box.warning)
     return rec
 
 
 def _stages(folder: Path, m: Manifest, test: TestSet | None, order, rules: Rules, box, device: str,
-            base: dict) -> Record:
-    """Stage 2 starts first (its imports overlap stage 1), then stage 1 builds and exports."""
-    images = {str(order.path): sandbox.IMAGES} if order is not None else {}
-    measure = runner.Worker("measure", box, images)
+            base: dict, private: Path) -> Record:
+    """Stage 2 starts first (its imports overlap stage 1), then stage 1 builds and exports; the
+    program stage 1 sent reaches stage 2 through its read-only inbox."""
+    inbox = private / "inbox"
+    inbox.mkdir()
+    binds = {str(inbox): sandbox.INBOX}
+    if order is not None:
+        binds[str(order.path)] = sandbox.IMAGES
+    measure = runner.Worker("measure", box, binds)
     build = None
     try:
         build = runner.Worker("build", box, {str(folder.resolve()): sandbox.SUBMISSION})
         built = build.finish(_build_job(folder, m, build))
-        graph = build.scratch / jobs.GRAPH
-        if not _plain_file(graph):
+        graph = built.files.get(jobs.GRAPH)
+        if built.killed or built.problem or graph is None:
             measure.cancel()
-            return _failed(base, built, folder, "building and exporting the model")
-        shutil.copyfile(graph, measure.scratch / jobs.GRAPH)
+            return _failed(base, built, folder, "building and exporting the model", box)
+        shutil.copyfile(graph, inbox / jobs.GRAPH)
         build.close()
-        job = _measure_job(m, order, rules, device, measure)
-        measured = measure.finish(job)
-        rec = _outcome(base, measured, test, order, rules, folder)
+        measured = measure.finish(_measure_job(m, order, rules, device, measure, inbox / jobs.GRAPH))
+        rec = _outcome(base, measured, test, order, rules, folder, box)
         rec.timings["build"] = round(built.seconds, 3)  # stage 1, from its start (stage 2's overlaps it)
         return rec
     finally:
@@ -103,13 +140,13 @@ def _stages(folder: Path, m: Manifest, test: TestSet | None, order, rules: Rules
 
 def _build_job(folder: Path, m: Manifest, w: runner.Worker) -> dict:
     return jobs.BuildJob(submission=w.inside(folder.resolve()), code=m.model.code, factory=m.model.factory,
-                         weights=m.model.weights, out=w.inside(w.scratch)).model_dump()
+                         weights=m.model.weights, out=w.out).model_dump()
 
 
-def _measure_job(m: Manifest, order, rules: Rules, device: str, w: runner.Worker) -> dict:
+def _measure_job(m: Manifest, order, rules: Rules, device: str, w: runner.Worker, graph: Path) -> dict:
     c = m.compression
     return jobs.MeasureJob(
-        graph=w.inside(w.scratch / jobs.GRAPH), out=w.inside(w.scratch),
+        graph=w.inside(graph), out=w.out,
         images=w.inside(order.path) if order is not None else None,
         flip_positions=order.flip_positions if order is not None else [],
         normalize=m.model.normalize.model_dump() if m.model.normalize else None,
@@ -137,38 +174,11 @@ def _shuffled(test: TestSet, folder: Path, flips: int) -> _Order:
     return _Order(path=path, perm=perm, flip=flip, flip_positions=np.argsort(perm)[flip].tolist())
 
 
-def hash_files(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a submission (caches and hidden files aside), by relative path."""
-    if not folder.is_dir():
-        raise SubmissionError(f"{folder}: not a directory")
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
-            out[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def _combine(files: dict[str, str]) -> str:
-    digest = hashlib.sha256()
-    for rel, sha in files.items():
-        digest.update(f"{rel}\0{sha}\n".encode())
-    return digest.hexdigest()
-
-
-def _plain_file(path: Path) -> bool:
-    """A regular file (never a link or a FIFO left by the submission), within the size allowed."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and 0 < st.st_size <= MAX_GRAPH_BYTES
-
-
-def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules: Rules, folder: Path) -> Record:
+def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules: Rules, folder: Path,
+             box) -> Record:
     """The record from stage 2's result, validated; a garbled result is an error record, never a crash."""
-    if out.result is None or out.result.get("ok") is not True:
-        return _failed(base, out, folder, "measuring the exported model")
+    if out.killed or out.problem or out.result is None or out.result.get("ok") is not True:
+        return _failed(base, out, folder, "measuring the exported model", box)
     prov = base["provenance"]
     try:
         res = jobs.MeasureResult.model_validate(out.result)
@@ -187,7 +197,7 @@ def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules
     return rec
 
 
-def _failed(base: dict, out: runner.Outcome, folder: Path, doing: str) -> Record:
+def _failed(base: dict, out: runner.Outcome, folder: Path, doing: str, box) -> Record:
     res = out.result if isinstance(out.result, dict) else {}
     try:
         failure = jobs.Failure.model_validate(res) if res else None
@@ -196,7 +206,10 @@ def _failed(base: dict, out: runner.Outcome, folder: Path, doing: str) -> Record
     if out.killed:
         status, message = "error", f"worker killed while {doing}: {out.killed}"
     elif out.problem:
-        status, message = "error", f"worker left an unusable result while {doing}: {out.problem}"
+        status, message = "error", f"worker sent an unusable result while {doing}: {out.problem}"
+    elif failure is not None and failure.disk_full:
+        status, message = "error", (f"worker stopped at the disk limit of {box.limits.scratch_mb} MiB (its "
+                                    f"writable space was full) while {doing}: {failure.message}")
     elif failure is not None:
         status, message = failure.kind, failure.message
     elif res:

@@ -8,17 +8,19 @@ submission. Under `bwrap` or `docker` each sees only
   and the harness package's own folder; under docker, the image's),
 * stage 1: the submission directory, read-only, at `/submission`; stage 2: the unlabelled test
   images, in this evaluation's random order, read-only, at `/data/images.npy` (never the cache
-  folder, where the labels lie), and never the submission;
-* its scratch folder at `/scratch` (job.json in; result.json, graph.pt2 and the log out) and a
-  size-limited tmpfs at `/tmp`;
+  folder, where the labels lie), and its inbox, read-only, at `/in` (the exported program),
+  never the submission;
+* as its only writable space, tmpfs mounts of `scratch_mb` at `/tmp` (its working folder) and
+  `/dev/shm`: in memory, never the host's disk. Its job comes on stdin and its files leave on
+  stdout (`harness.wire`);
 
 with no network (a private network namespace with only loopback), its own PID namespace, a
 read-only root, no capabilities and an environment cleared but for a few variables.
-`bwrap_argv()` and `docker_argv()` compose
-the command lines (pure functions of their arguments); `choose()` turns the competition's
-`isolation: auto|none|bwrap|docker` and limits into a `Sandbox`. The limits themselves (time,
-memory, processes, file size) are enforced by `harness.judge.runner`; under docker the engine
-enforces memory and processes (`--memory`, `--pids-limit`).
+`bwrap_argv()` and `docker_argv()` compose the command lines (pure functions of their
+arguments); `choose()` turns the competition's `isolation: auto|none|bwrap|docker` and limits
+into a `Sandbox`. The limits themselves (time, memory, processes, log size) are enforced by
+`harness.judge.runner`, with the same messages under every isolation; under docker the engine's
+`--memory` and `--pids-limit` stand behind them, a margin higher.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from ..errors import ConfigError, HarnessError
 
 SUBMISSION = "/submission"
 IMAGES = "/data/images.npy"
-SCRATCH = "/scratch"
+INBOX = "/in"
+SCRATCH = "/tmp"  # the worker's working folder and writable space (a tmpfs)
 DEFAULT_IMAGE = "cifar10-harness:latest"
 # Variables the worker may inherit (threading and CUDA settings); everything else is cleared.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "OMP_NUM_THREADS",
@@ -50,6 +53,9 @@ PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAP
 # costs little more peak memory. Other C libraries ignore these names.
 WORKER_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
               "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**27)}
+LABEL = "cifar10-harness.parent"  # docker label of a worker container: "host:pid" of the judge that started it
+DOCKER_MEMORY_MARGIN = 1.25  # docker's --memory, over the runner's own memory limit
+DOCKER_PIDS_MARGIN = 16  # docker's --pids-limit, over the runner's own process limit
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _LDSO = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
 
@@ -65,7 +71,7 @@ class Limits:
     timeout_s: float  # wall clock, seconds
     memory_mb: int  # resident memory of all its processes, MiB
     processes: int  # processes and threads together, as docker's --pids-limit counts them
-    scratch_mb: int  # size of the /tmp tmpfs and of the largest file it may write (its log included)
+    scratch_mb: int  # size of its /tmp and /dev/shm tmpfs, of the largest file it may write, and of its log
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ def choose(rules, device: str = "auto") -> Sandbox:
     elif kind == "bwrap" and (problem := bwrap_problem()):
         raise SandboxError(f"isolation bwrap: {problem}; install bubblewrap (apt-get install bubblewrap) "
                            "or choose --isolation none|docker")
-    elif kind == "docker" and shutil.which("docker") is None:
-        raise SandboxError("isolation docker: no `docker` command on PATH; see docker/README.md")
+    elif kind == "docker" and (problem := docker_problem(rules.docker_image)):
+        raise SandboxError(f"isolation docker: {problem}; see docker/README.md")
     return Sandbox(kind=kind, limits=limits, device=device, image=rules.docker_image, gpus=rules.docker_gpus,
                    warning=warning)
 
@@ -118,15 +124,31 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def worker_argv(python: str, stage: str, job_path: str | Path) -> list[str]:
+def docker_problem(image: str) -> str | None:
+    """None when a Docker engine answers and holds `image`, else why not."""
+    if shutil.which("docker") is None:
+        return "no `docker` command on PATH"
+    try:
+        done = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"docker cannot run: {err}"
+    if done.returncode == 0:
+        return None
+    if "daemon" in done.stderr or "connect" in done.stderr:
+        return f"no Docker engine answers ({done.stderr.strip().splitlines()[-1][:200]}); start one"
+    return f"the image {image} is not built here; build it with `bash docker/build.sh`"
+
+
+def worker_argv(python: str, stage: str) -> list[str]:
     """A stage's own command line: `stage` is build (stage 1) or measure (stage 2)."""
-    return [python, "-m", f"harness.{stage}", str(job_path)]
+    return [python, "-m", f"harness.{stage}"]
 
 
-def bwrap_argv(stage: str, binds: dict[str, str], scratch: str | Path, box: Sandbox, python: str | None = None,
+def bwrap_argv(stage: str, binds: dict[str, str], box: Sandbox, python: str | None = None,
                mounts: list[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
-    """bubblewrap's command line running `stage` with `scratch` as /scratch and `binds` (host path ->
-    path inside) read-only: the submission for stage 1, the test images for stage 2.
+    """bubblewrap's command line running `stage` with `binds` (host path -> path inside) read-only:
+    the submission for stage 1, the test images and the inbox for stage 2.
 
     `mounts` (default `python_mounts()`) are bound read-only at their own paths; `env`
     (default `os.environ`) supplies the few variables in `PASS_ENV`.
@@ -140,42 +162,53 @@ def bwrap_argv(stage: str, binds: dict[str, str], scratch: str | Path, box: Sand
     argv += _system_mounts()
     argv += ["--proc", "/proc", "--dev", "/dev"]
     size = str(box.limits.scratch_mb * 2**20)
-    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm"]
+    argv += ["--size", size, "--tmpfs", SCRATCH, "--size", size, "--tmpfs", "/dev/shm"]
     if box.device != "cpu":
         argv += _gpu_mounts()
     for path in mounts:  # after the tmpfs: an environment installed under /tmp stays visible
         argv += ["--ro-bind", path, path]
     for host, inner in binds.items():
         argv += ["--ro-bind", str(host), inner]
-    argv += ["--bind", str(scratch), SCRATCH, "--remount-ro", "/", "--chdir", SCRATCH, "--"]
-    return argv + worker_argv(python, stage, f"{SCRATCH}/job.json")
+    argv += ["--remount-ro", "/", "--chdir", SCRATCH, "--"]
+    return argv + worker_argv(python, stage)
 
 
-def docker_argv(stage: str, binds: dict[str, str], scratch: str | Path, box: Sandbox,
-                user: str | None = None) -> list[str]:
-    """`docker run` of the worker in `box.image`, with the same mounts as under bwrap.
+def docker_argv(stage: str, binds: dict[str, str], name: str, box: Sandbox, user: str | None = None,
+                parent: str | None = None) -> list[str]:
+    """`docker run` of the worker in `box.image` as container `name`, with the same mounts as under bwrap.
 
-    The container runs as `user` (default: this process's uid:gid) so that what it writes to
-    the scratch folder belongs to the caller; `--gpus all` is added when `box.gpus`.
+    The container runs as `user` (default: this process's uid:gid), keeps its stdin open (`-i`:
+    the job comes there, and its end stops the worker), and carries the label `LABEL=parent`
+    (default: this host and process) so that a later judge can remove it if this one dies;
+    `--gpus all` is added when `box.gpus`.
     """
     lim = box.limits
     user = user or f"{os.getuid()}:{os.getgid()}"
-    argv = ["docker", "run", "--rm", "--name", container_name(scratch), "--network", "none", "--read-only",
-            "--tmpfs", f"/tmp:rw,nosuid,nodev,size={lim.scratch_mb}m",
-            "--memory", f"{lim.memory_mb}m", "--memory-swap", f"{lim.memory_mb}m", "--pids-limit", str(lim.processes),
+    parent = parent or owner()
+    memory = f"{int(lim.memory_mb * DOCKER_MEMORY_MARGIN)}m"
+    argv = ["docker", "run", "--rm", "-i", "--name", name, "--label", f"{LABEL}={parent}", "--network", "none",
+            "--read-only", "--tmpfs", f"{SCRATCH}:rw,nosuid,nodev,size={lim.scratch_mb}m",
+            "--shm-size", f"{lim.scratch_mb}m", "--memory", memory, "--memory-swap", memory,
+            "--pids-limit", str(lim.processes + DOCKER_PIDS_MARGIN),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", user,
-            "-e", "HOME=/tmp", *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")]]
+            "-e", f"HOME={SCRATCH}", *[arg for key, value in WORKER_ENV.items() for arg in ("-e", f"{key}={value}")]]
     for host, inner in binds.items():
         argv += ["-v", f"{host}:{inner}:ro"]
-    argv += ["-v", f"{scratch}:{SCRATCH}", "-w", SCRATCH]
+    argv += ["-w", SCRATCH]
     if box.gpus:
         argv += ["--gpus", "all"]
-    return argv + [box.image] + worker_argv("python", stage, f"{SCRATCH}/job.json")
+    return argv + [box.image] + worker_argv("python", stage)
 
 
-def container_name(scratch: str | Path) -> str:
-    """The container's name, unique per scratch folder, so that the runner can `docker kill` it."""
-    return "harness-worker-" + re.sub(r"[^A-Za-z0-9_.-]", "-", Path(scratch).name)
+def owner() -> str:
+    """This judge, as docker labels name it: host and process id."""
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def container_name(key: str | Path) -> str:
+    """The container's name, unique per worker (`key`: its host folder), so that the runner can find
+    and `docker kill` it."""
+    return "harness-worker-" + re.sub(r"[^A-Za-z0-9_.-]", "-", Path(key).name)
 
 
 def python_mounts() -> list[str]:
@@ -208,7 +241,7 @@ def parse_size(text: str | int) -> int:
 
 
 def _inside_env(python: str, env) -> dict[str, str]:
-    out = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp",
+    out = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": SCRATCH, "TMPDIR": SCRATCH,
            "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONPATH": str(_package_dir().parent),
            **WORKER_ENV}
     out.update({k: env[k] for k in PASS_ENV if k in env})

@@ -1,24 +1,25 @@
-"""Stage 2's process: `python -m harness.measure JOB.json`.
+"""Stage 2's process: `python -m harness.measure`.
 
-Started by the parent while stage 1 still runs: it imports torch, then waits for its job file
-(written, with the exported program beside it, once stage 1 has finished). It reads the program
+Started by the parent while stage 1 still runs: it imports torch, then waits for its job on
+stdin (`harness.wire`; sent, with the exported program in its read-only inbox, once stage 1 has
+finished). It reads the program
 with the harness's own reader, refuses any operator without a counting rule, prepares the graph
 on the device, checks that predictions do not depend on the other images of a batch, counts
 and measures on probe images, and predicts the test images (in the random order the parent
-chose) and the flipped subset, all with that one graph. It writes `result.json` (a
+chose) and the flipped subset, all with that one graph. It sends `result.json` (a
 `harness.jobs.MeasureResult`, or a `Failure`). Exit status: 0 done, 2 refused, 3 failed.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from pathlib import Path
 
+from .. import wire
 from ..errors import EXIT_ERROR, HarnessError, RunError
-from ..jobs import Failure, MeasureJob, write_result
+from ..jobs import RESULT, Failure, MeasureJob
 
-WAIT_POLL_S = 0.02  # seconds between two looks for the job file
 BATCH = {"cpu": 250, "cuda": 1000}  # images per forward pass when the rules leave it unset (benchmarks/)
 PROBE_SEED = 0
 # Largest change of a logit, relative to the largest logit, when the same images come in another batch.
@@ -28,27 +29,23 @@ PROBE_SEED = 0
 BATCH_TOLERANCE = 0.05
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def main() -> int:
     t0 = time.perf_counter()
     import numpy as np  # noqa: F401 - imported while stage 1 runs
     import torch  # noqa: F401
 
     imported = time.perf_counter() - t0
-    job_path = Path(argv[0])
-    while not job_path.exists():
-        time.sleep(WAIT_POLL_S)
-    job = MeasureJob.model_validate_json(job_path.read_text())
-    out = Path(job.out)
+    line, channel = wire.start()  # waits for the job
+    job = MeasureJob.model_validate_json(line)
     try:
         result = run(job)
         result["timings"]["import"] = round(imported, 3)
         result["ok"] = True
         code = 0
     except Exception as err:  # noqa: BLE001 - a refusal, or the graph's operations failed on these inputs
-        result = Failure.of(err, "the exported model failed while running: ").model_dump()
+        result = Failure.of(err, "the exported model failed while running: ", out=job.out).model_dump()
         code = err.exit_code if isinstance(err, HarnessError) else EXIT_ERROR
-    write_result(out, result)
+    wire.send(channel, RESULT, json.dumps(result).encode())
     return code
 
 

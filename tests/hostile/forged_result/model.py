@@ -1,14 +1,13 @@
-"""Writes its own result.json into the worker's output folder, with garbage in it, and exits at once."""
+"""Sends its own result.json, with garbage in it, and exits at once (channel.py: every way it can)."""
 
 import json
 import os
-import sys
-from pathlib import Path
+
+from channel import forge
 
 
 def build_model():
-    job = json.loads(Path(sys.argv[1]).read_text())
     forged = {"ok": True, "params": "very few", "macs": -1, "uncounted": 3, "layers": "none",
               "measured": {"weight_bits": "one"}, "predictions": "all right"}
-    (Path(job["out"]) / "result.json").write_text(json.dumps(forged))
+    forge(json.dumps(forged).encode())
     os._exit(0)

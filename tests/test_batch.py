@@ -1,0 +1,175 @@
+"""A batch of submissions: each gets its record whatever the others do; the parent reads nothing
+outside a submission and nothing without bounds; records are named safely and never corrupted;
+an interrupted batch loses nothing and goes on (`--skip-evaluated`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from harness.cli import main
+from harness.errors import SubmissionError
+from harness.jobs import MAX_COUNT, MeasureResult
+from harness.judge import files, runner, sandbox
+from harness.record import Provenance, Record, file_stem, now, read, write
+
+from .conftest import ORACLE, REPO, class_images, make_submission, write_folder
+from .test_hostile import survivors
+
+
+def tree(root: Path, spec: dict) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in spec.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_the_walk_hashes_files_records_inner_links_and_refuses_the_rest(tmp_path):
+    sub = tree(tmp_path / "sub", {"submission.yaml": "team: a\n", "model.py": "x = 1\n", "pkg/util.py": "y = 2\n",
+                                  "__pycache__/model.pyc": "junk", ".git/HEAD": "ref"})
+    (sub / "alias.py").symlink_to("pkg/util.py")
+    found = files.read(sub, 2**20)
+    assert found.manifest == b"team: a\n" and found.total == 8 + 6 + 6 + 4 + 3 + 0
+    assert list(found.hashes) == ["alias.py", "model.py", "pkg/util.py", "submission.yaml"]  # caches not hashed
+    assert found.hashes["alias.py"].startswith("link:")  # recorded as a link, never followed
+    assert files.combine(found.hashes) == files.combine(files.read(sub, 2**20).hashes)
+
+    secret = tree(tmp_path / "host", {"secret.txt": "labels"}) / "secret.txt"
+    for name, target in [("out.py", secret), ("up.py", "../host/secret.txt"), ("loop", "/")]:
+        (sub / name).symlink_to(target)
+        with pytest.raises(SubmissionError, match=f"{name}: a link to .*outside the submission directory"):
+            files.read(sub, 2**20)
+        (sub / name).unlink()
+    os.mkfifo(sub / "pipe")
+    with pytest.raises(SubmissionError, match="pipe: a FIFO"):
+        files.read(sub, 2**20)
+    (sub / "pipe").unlink()
+    with pytest.raises(SubmissionError, match="more than 0 MiB"):
+        files.read(sub, 20)
+    (sub / "submission.yaml").write_text("team: a\n" + "#" * files.MANIFEST_BYTES)
+    with pytest.raises(SubmissionError, match="more than the 64 KiB"):
+        files.read(sub, 2**20)
+    (sub / "submission.yaml").unlink()
+    (sub / "submission.yaml").symlink_to("model.py")  # even within the directory
+    with pytest.raises(SubmissionError, match="submission.yaml: a link; the manifest must be a regular file"):
+        files.read(sub, 2**20)
+
+
+def test_the_walk_is_bounded_in_entries(tmp_path, monkeypatch):
+    sub = tree(tmp_path / "sub", {f"f{i}.txt": "" for i in range(12)})
+    monkeypatch.setattr(files, "MAX_ENTRIES", 10)
+    with pytest.raises(SubmissionError, match="more than 10 files and folders"):
+        files.read(sub, 2**20)
+
+
+def test_record_file_names_are_safe_for_any_team_and_name(tmp_path):
+    def rec(team: str, name: str) -> Record:
+        prov = Provenance(harness_version="t", scoring_version="2", created_at=now())
+        return Record(team=team, name=name, directory="d", status="invalid", provenance=prov)
+
+    stems = [file_stem(rec(team, name)) for team, name in [("a/b", "x"), ("a-b", "x"), ("../" * 100, "\0\n"),
+                                                          ("é" * 300, "n"), ("alpha", "run-1")]]
+    assert all(re.fullmatch(r"[0-9T]{15}-[A-Za-z0-9_-]{1,40}-[A-Za-z0-9_-]{1,40}-[0-9a-f]{8}", s) for s in stems)
+    assert stems[0] != stems[1]  # the same slug, told apart by the hash of the exact names
+    assert stems[-1].split("-", 1)[1].startswith("alpha-run-1-")
+    path = write(rec("../../" + "x" * 300, "a/b"), tmp_path / "results")
+    assert path.parent == tmp_path / "results" and read(path).team == "../../" + "x" * 300
+
+
+def test_counts_out_of_range_are_refused_where_they_cross():
+    good = {"params": 10, "macs": 20, "layers": [{"layer": "fc", "op": "matmul", "params": 10, "macs": 20}],
+            "measured": {}, "structured_mac_share": 0.0, "device": "cpu", "torch_version": "2"}
+    assert MeasureResult.model_validate(good).params == 10
+    for key, value in [("params", 10**400), ("macs", MAX_COUNT + 1), ("structured_mac_share", float("inf"))]:
+        with pytest.raises(ValidationError):
+            MeasureResult.model_validate({**good, key: value})
+
+
+def test_a_fault_of_the_judge_on_one_submission_is_its_record_and_the_batch_goes_on(capsys, tmp_path, monkeypatch,
+                                                                                     folder_data):
+    """Whatever the parent itself raises while judging one submission ends as that submission's record."""
+    first, second = (make_submission(tmp_path / n, ORACLE) for n in ("first", "second"))
+    real = runner.Worker
+
+    def worker(stage, box, binds, job=None):
+        if any(str(first) in host for host in binds):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(stage, box, binds, job)
+
+    monkeypatch.setattr(runner, "Worker", worker)
+    code = main(["evaluate", str(first), str(second), "--data", str(folder_data), "--results", str(tmp_path / "r"),
+                 "--isolation", "none", "--json"])
+    one, two = json.loads(capsys.readouterr().out)
+    assert code == 3 and one["status"] == "error" and two["status"] == "ok" and two["eligible"]
+    assert one["errors"] == ["the judge failed on this submission: RecursionError: maximum recursion depth exceeded"]
+    assert "Traceback" in one["traceback"] and one["team"] == "testers"
+    assert len(list((tmp_path / "r").glob("*.json"))) == 2
+
+
+WRITER = """
+import sys
+from harness.record import Provenance, Record, now, write
+prov = Provenance(harness_version="t", scoring_version="2", created_at="2026-12-02T10:00:00.000+00:00")
+for i in range(int(sys.argv[2])):
+    write(Record(team="same", name="same", directory=str(i), status="error", errors=["x" * 20000],
+                 provenance=prov), sys.argv[1])
+"""
+
+
+def test_two_writers_of_one_results_folder_lose_and_corrupt_nothing(tmp_path):
+    """Two processes writing records of the same team, name and time into one folder at once."""
+    out = tmp_path / "results"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(out), "60"], cwd=REPO) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    records = sorted(out.iterdir())
+    assert len(records) == 120 and all(p.suffix == ".json" for p in records)  # no temporary file left
+    assert sorted(read(p).directory for p in records) == sorted(str(i) for i in range(60) for _ in range(2))
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_loses_nothing_leaves_no_worker_and_the_rerun_does_the_rest(tmp_path):
+    """SIGKILL the harness while it judges the second of three submissions: the first record is whole,
+    no worker survives it, and the same command with --skip-evaluated evaluates the other two."""
+    isolation = "bwrap" if sandbox.bwrap_problem() is None else "none"
+    marker = f"batch-{os.getpid()}-{time.time_ns()}"
+    dirs = [make_submission(tmp_path / name, ORACLE, manifest={"team": name}) for name in ("first", "slow", "third")]
+    code = (dirs[1] / "model.py").read_text()
+    sleep = "def build_model():\n    __import__('time').sleep(600)"
+    (dirs[1] / "model.py").write_text(code.replace("def build_model():", sleep))
+    data = write_folder(tmp_path / "data", *class_images())
+    results, scratch = tmp_path / "results", tmp_path / "scratch"
+    scratch.mkdir()
+    argv = [sys.executable, "-m", "harness", "evaluate", *map(str, dirs), "--data", str(data), "--results",
+            str(results), "--isolation", isolation, "--skip-evaluated", "--timeout", "15"]
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch), "BATCH_MARKER": marker}
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (list(results.glob("*.json")) and _building(scratch)):
+        time.sleep(0.2)
+    assert list(results.glob("*.json")) and _building(scratch), "the batch never reached its second submission"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(1)
+    assert survivors(marker, tmp_path) == []
+    assert [read(p).team for p in results.glob("*.json")] == ["first"]
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert "skipping" in again.stderr and "2 evaluated, 1 skipped" in again.stderr, again.stderr
+    teams = {read(p).team: read(p) for p in results.glob("*.json")}
+    assert sorted(teams) == ["first", "slow", "third"] and "time limit of 15 s" in teams["slow"].errors[0]
+    shutil.rmtree(scratch)
+
+
+def _building(scratch: Path) -> bool:
+    return any(p.name.startswith("harness-build-") for p in scratch.iterdir())
+
