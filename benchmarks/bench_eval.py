@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.judge.runner import tree_rss
+from harness.judge.procs import tree_rss
 from harness.judge.sandbox import WORKER_ENV
 
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """The command line: thin subcommands over the library. torch is imported only by the two stages.
 
-    python -m harness profile DIR [--json]
+    python -m harness profile DIR [--data PATH] [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--device auto|cpu|cuda] [--results DIR] [--json]
         [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S] [--memory SIZE] [--processes N]
         [--gpus]
@@ -24,6 +24,12 @@ from . import __version__
 from .errors import EXIT_ELIGIBLE, EXIT_ERROR, EXIT_INVALID, EXIT_NOT_ELIGIBLE, HarnessError
 
 _SEVERITY = (EXIT_ELIGIBLE, EXIT_NOT_ELIGIBLE, EXIT_INVALID, EXIT_ERROR)
+EPILOG = """\
+what a submission holds (model.py, weights.pt, submission.yaml): submissions/README.md
+score, lower is better (w weights, f MACs per image; p_s, p_u pruned fractions; q_w, q_a bits):
+  [1-(p_s+p_u)]*(q_w/32)*w / 5.6e6  +  (1-p_s)*(max(q_w,q_a)/32)*f / 2.8e8
+exit status: 0 eligible (profile: claims verified), 1 not eligible (claims not verified),
+  2 invalid submission, 3 error while running it; with several directories, the worst"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +56,12 @@ def cmd_profile(args) -> int:
     from .judge.evaluate import judge
 
     rules = _limited(load_rules(args.config), args)
-    records = [judge(d, None, rules, args.device) for d in args.dirs]
+    probe = None
+    if args.data:
+        from .judge.data import load_test
+
+        probe = load_test(args.data)
+    records = [judge(d, None, rules, args.device, probe=probe) for d in args.dirs]
     _show(records, args)
     return _worst(records)
 
@@ -73,7 +84,8 @@ def cmd_evaluate(args) -> int:
             continue
         if not args.json:
             print(f"evaluating {d} on {test.size:,} test images ...", file=sys.stderr, flush=True)
-        r = judge(d, test, rules, args.device)
+        with _Bar(args) as bar:
+            r = judge(d, test, rules, args.device, progress=bar)
         path = rec_io.write(r, args.results)
         if not args.json:
             print(f"  record: {path}", file=sys.stderr)
@@ -83,6 +95,29 @@ def cmd_evaluate(args) -> int:
         print(f"{len(records)} evaluated, {len(skipped)} skipped (evaluated already with these files and rules)",
               file=sys.stderr)
     return _worst([*records, *(rec_io.read(p) for p in skipped)])
+
+
+class _Bar:
+    """A progress bar of the images predicted (tqdm), on a terminal only and never with --json;
+    called as `bar(done, total)`."""
+
+    def __init__(self, args):
+        self.on = not args.json and sys.stderr.isatty()
+        self.tqdm = None
+
+    def __enter__(self):
+        return self if self.on else None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tqdm is None:
+            from tqdm import tqdm
+
+            self.tqdm = tqdm(total=total, unit="img", desc="  predicting", leave=False, file=sys.stderr)
+        self.tqdm.update(done - self.tqdm.n)
+
+    def __exit__(self, *exc) -> None:
+        if self.tqdm is not None:
+            self.tqdm.close()
 
 
 def _identity(directory, rules) -> str | None:
@@ -202,7 +237,8 @@ def _worst(records) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness", description="CIFAR-10 compression challenge harness.")
+    p = argparse.ArgumentParser(prog="python -m harness", description="CIFAR-10 compression challenge harness.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="competition config YAML (default: the bundled competition.yaml)")
@@ -213,13 +249,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     box = _sandbox_options()
 
-    prof = sub.add_parser("profile", parents=[common, box], help="count, measure, verify and score, without data",
+    judged = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    prof = sub.add_parser("profile", parents=[common, box], **judged,
+                          help="count, measure, verify and score, without data",
                           description="Count weights and MACs, measure pruning and bit widths, verify the claims "
                                       "and score a submission, without test data (no accuracy).")
     prof.add_argument("dirs", nargs="+", metavar="DIR", help="submission directory")
+    prof.add_argument("--data", metavar="PATH", help="test images (as for evaluate) to measure activation bits on, "
+                                                     "as evaluate does (default: random images)")
     prof.set_defaults(func=cmd_profile)
 
-    ev = sub.add_parser("evaluate", parents=[common, box], help="the full evaluation on the CIFAR-10 test set",
+    ev = sub.add_parser("evaluate", parents=[common, box], **judged,
+                        help="the full evaluation on the CIFAR-10 test set",
                         description="Evaluate submissions on the CIFAR-10 test set and write one record each.")
     ev.add_argument("dirs", nargs="+", metavar="DIR", help="submission directory")
     ev.add_argument("--data", required=True, metavar="PATH",

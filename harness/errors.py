@@ -36,3 +36,12 @@ class ConfigError(HarnessError):
     """The competition config file is malformed."""
 
     exit_code = EXIT_INVALID
+
+
+def dtype_hint(message: str) -> str:
+    """A word on dtypes when `message` is about float16 against float32, else ''."""
+    if "Half" not in message or not any(w in message for w in ("Float", "dtype", "scalar type")):
+        return ""
+    return ("the harness feeds float32 images and runs the model in float32: keep it float32 (no .half() in "
+            "forward) and declare weight_bits and activation_bits 16: the judge then rounds the weights and every "
+            "layer's input to float16 itself")

@@ -13,6 +13,7 @@ record: the parent takes from it the exported program file and, when it failed, 
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import traceback
 from pathlib import Path
@@ -56,7 +57,8 @@ class MeasureJob(_Strict):
 
     graph: str
     out: str
-    images: str | None = None  # uint8 [N, 32, 32, 3], in a fresh random order; None: profile only
+    images: str | None = None  # uint8 [N, 32, 32, 3], in a fresh random order; None: random probe images
+    predict: bool = True  # predict `images` (evaluate); False: they are only probe images (profile --data)
     flip_positions: list[NonNegativeInt] = []  # images (positions in `images`) of the flip check
     normalize: Normalize | None = None
     half_weights: bool = False  # weight_bits: 16 declared: stored tensors rounded to float16
@@ -82,15 +84,21 @@ class Failure(_Strict):
         the exception, or one it came from, is "no space left", or the folder `out` is full."""
         from .errors import EXIT_INVALID, HarnessError
 
-        tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
+        tb = plain("".join(traceback.format_exception(type(err), err, err.__traceback__)))[-8000:]
         full = _no_space(err) or (out is not None and shutil.disk_usage(out).free < FULL_BELOW)
         if isinstance(err, HarnessError):
             kind = "invalid" if err.exit_code == EXIT_INVALID else "error"
-            return cls(kind=kind, message=str(err)[:8000], traceback=tb, disk_full=full)
-        return cls(kind="error", message=f"{context}{type(err).__name__}: {str(err)[:4000]}", traceback=tb,
+            return cls(kind=kind, message=plain(str(err))[:8000], traceback=tb, disk_full=full)
+        return cls(kind="error", message=f"{context}{type(err).__name__}: {plain(str(err))[:4000]}", traceback=tb,
                    disk_full=full)
 
 
+def plain(text: str) -> str:
+    """`text` without terminal escape sequences (colours, bold: torch's messages carry some)."""
+    return _ANSI.sub("", text)
+
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 FULL_BELOW = 2**20  # bytes: a stage's writable space with less free is full
 _SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 

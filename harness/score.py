@@ -17,6 +17,8 @@ w and to the pruned weights leaves (1 - p_s - p_u) * w unchanged, so padding gai
 
 from __future__ import annotations
 
+import math
+
 from .record import Compression, Score
 
 SCORING_VERSION = "2"  # bump when the formula or the claim rules change
@@ -59,3 +61,24 @@ def verify(declared: Compression, measured: Compression) -> tuple[Compression, l
         if d < m:
             failures.append(f"{key}: declared {d}, measured {m} (a value needs more than {d} bits)")
     return Compression(**effective), failures
+
+
+def most_to_declare(measured: Compression) -> Compression:
+    """The strongest claims that verify against `measured`: its pruning (rounded down to 4 decimals)
+    and its bits."""
+    def down(x: float) -> float:
+        return math.floor(x * 1e4 + 1e-9) / 1e4
+
+    return Compression(structured_pruning=down(measured.structured_pruning),
+                       unstructured_pruning=down(measured.unstructured_pruning),
+                       weight_bits=measured.weight_bits, activation_bits=measured.activation_bits)
+
+
+def what_if(params: int, macs: int, measured: Compression, mac_share: float | None, rules,
+            bits=(16, 8, 4, 2)) -> list[tuple[int, float]]:
+    """Hypothetical scores: the measured pruning with weights and activations at each of `bits`
+    (below what was measured). Not verified: the model would have to be quantised so."""
+    best = most_to_declare(measured)
+    top = max(measured.weight_bits, measured.activation_bits)
+    return [(b, score(params, macs, best.model_copy(update={"weight_bits": b, "activation_bits": b}), mac_share,
+                      rules).total) for b in bits if b < top]

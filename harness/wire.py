@@ -3,7 +3,7 @@
     parent --stdin:  one line, the job (JSON)--> stage   (stdin then stays open: its end means the
                                                           parent is gone, and the stage exits)
     parent <--stdout: FILE <name> <size>\\n + bytes, ...-- stage   (result.json, graph.pt2)
-    parent <--stderr: the log ----------------------- stage
+    parent <--stderr: the log ----------------------- stage   (with stage 2's progress lines)
 
 A stage calls `start()` before any other code runs: it keeps the stdout it was given as its
 channel and points file descriptor 1 at the log, so that what a submission prints lands in
@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
+PROGRESS = "harness-progress"  # a line `harness-progress DONE/TOTAL` in stage 2's log: images predicted
 MAX_JOB_BYTES = 4 * 2**20  # the largest job line a stage reads
 MAX_DEPTH = 32  # deepest nesting of lists and mappings `load` parses
 CHUNK = 2**20  # bytes per read or write

@@ -135,11 +135,10 @@ def _column(b: Browser, table: str, header: str) -> int:
                 f".indexOf({json.dumps(header)})")
 
 
-def _open(b: Browser, page: Path) -> None:
-    b.send("Page.navigate", url=page.resolve().as_uri())
+def _open(b: Browser, page: Path | str) -> None:
+    b.events = [e for e in b.events if e.get("method") != "Page.loadEventFired"]
+    b.send("Page.navigate", url=page.resolve().as_uri() if isinstance(page, Path) else page)
     b.wait_event("Page.loadEventFired")
-    b.js("new Promise(ok => { const i = document.getElementById('plot');"
-         " i.complete ? ok() : i.addEventListener('load', ok); })")
 
 
 def test_page_shows_the_ranking_and_plot_and_sorts_on_click(tmp_path, browser):
@@ -157,8 +156,9 @@ def test_page_shows_the_ranking_and_plot_and_sorts_on_click(tmp_path, browser):
     assert [r[0] for r in _rows(browser, "others")] == [r.team for r in board.unranked]
 
     image = browser.js("(() => { const i = document.getElementById('plot'); const r = i.getBoundingClientRect();"
-                       " return {natural: i.naturalWidth, shown: r.width, height: r.height}; })()")
-    assert image["natural"] > 0 and image["shown"] >= 800 and image["height"] >= 400  # decoded and on screen
+                       " return {links: i.querySelectorAll('a').length, shown: r.width, height: r.height}; })()")
+    assert image["shown"] >= 800 and image["height"] >= 400  # drawn and on screen
+    assert image["links"] == sum(e.plottable for e in board.collection.entries)  # every point links to its page
 
     def accuracies():
         return [float(r[acc].rstrip("%")) for r in _rows(browser, "ranking")]
@@ -199,3 +199,42 @@ def test_page_with_no_eligible_submission_and_a_skipped_record(tmp_path, browser
     browser.click("#ranking thead th:nth-child(11)")  # sorting an empty table changes nothing, fails nothing
     assert _rows(browser, "ranking") == [["No eligible submission yet."]]
     assert not [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"]
+
+
+def test_from_the_table_to_a_submissions_page_and_its_team_and_back(tmp_path, browser):
+    """Click the best submission's name: its page (receipt, claims, provenance); then its team's page;
+    then back to the leaderboard. A point of the plot leads to the same kind of page."""
+    results = generate(tmp_path / "results", teams=5, submissions=15)
+    board = ranking.build(results, RULES)
+    written = render.render(board, tmp_path / "out")
+    _open(browser, written["index.html"])
+    best = board.ranked[0].best.record
+    sub = _column(browser, "ranking", "submission") + 1
+    _follow(browser, f"#ranking tbody tr:nth-child(1) td:nth-child({sub}) a")
+    assert browser.js("location.pathname").endswith(f"/runs/{board.ranked[0].best.path.stem}.html")
+    assert browser.js("document.querySelector('h1').innerText") == f"{best.team} / {best.name}"
+    text = browser.js("document.body.innerText")
+    assert "ELIGIBLE" in text and f"{best.score.total:.4f}" in text and "Provenance" in text
+    shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "run.png").write_bytes(shot)
+
+    _follow(browser, "nav a:nth-child(2)")  # all of the team
+    assert browser.js("document.querySelector('h1').innerText") == f"Team {best.team}"
+    assert len(_team_rows(browser)) == len(board.team_entries(best.team))
+
+    _follow(browser, "nav a:nth-child(1)")  # back to the leaderboard
+    assert browser.js("location.pathname").endswith("/index.html")
+    point = browser.js("document.querySelector('#plot a').getAttribute('xlink:href') || "
+                       "document.querySelector('#plot a').getAttribute('href')")
+    assert point.startswith("runs/") and (tmp_path / "out" / point).is_file()
+
+
+def _follow(b: Browser, selector: str) -> None:
+    """Click a link with the mouse and wait for the page it leads to."""
+    b.events = [e for e in b.events if e.get("method") != "Page.loadEventFired"]
+    b.click(selector)
+    b.wait_event("Page.loadEventFired")
+
+
+def _team_rows(b: Browser) -> list:
+    return b.js("Array.from(document.querySelectorAll('table tr')).slice(1).map(r => r.innerText)")

@@ -8,6 +8,7 @@ import io
 import math
 import multiprocessing
 import random
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -249,13 +250,23 @@ def test_render_writes_every_file(tmp_path):
     results = generate(tmp_path / "results")
     written = render.render(board_of(results), tmp_path / "out")
     assert sorted(written) == sorted(render.FILES)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(render.FILES)  # no temporary left
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*render.FILES, "runs", "teams"])  # no temporary left
     with Image.open(written["leaderboard.png"]) as im:
         assert im.size[0] >= 1600 and im.size[1] >= 900
     assert written["leaderboard.svg"].read_text().lstrip().startswith("<?xml")
     page = written["index.html"].read_text()
-    assert "data:image/svg+xml;base64," in page and "<script>" in page
-    assert "http://" not in page and "https://" not in page
+    assert '<svg id="plot"' in page and "<script>" in page
+    assert not re.search(r"(src|href)=\"(https?:)?//|url\((?!#)", page)  # nothing fetched: it works offline
+    board = board_of(results)
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == sorted(f"{e.path.stem}.html" for e in board.collection.entries)
+    assert len(list((out / "teams").iterdir())) == len(board.teams)
+    assert page.count('href="runs/') >= len(board.ranked) and page.count('href="teams/') == len(board.teams)
+    gone = board.collection.entries[0].path
+    gone.unlink()  # a record removed: its page goes at the next rendering
+    render.render(board_of(results), out)
+    assert not (out / "runs" / f"{gone.stem}.html").exists() and len(list((out / "runs").iterdir())) == len(runs) - 1
 
 
 def test_an_empty_results_folder_renders_an_empty_board(tmp_path, capsys):
@@ -307,6 +318,40 @@ def test_team_labels_never_overlap(tmp_path, clustered):
         assert not [b for b in boxes for f in fixed if b.overlaps(f)]
         frame = fig.axes[0].get_window_extent()
         assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
+
+
+# The five examples' records as `evaluate` wrote them (submissions/*/README.md): team, name, accuracy, score.
+EXAMPLES = [("staff-baseline", "baseline-cnn", 0.9036, 0.5981), ("staff-fp16", "pruned-fp16", 0.9002, 0.4942),
+            ("staff-w8", "quant-w8a8", 0.9028, 0.2991), ("staff-w8p", "quant-w8a8-pruned", 0.9019, 0.2735),
+            ("staff-w5", "quant-w5a5-pruned", 0.9017, 0.1713)]
+
+
+def _points_under_labels(fig, board, gids) -> list:
+    """Points of the plot (display coordinates) that a label's box covers."""
+    import numpy as np
+
+    from harness.board import plots
+
+    ax = fig.axes[0]
+    limits = (*ax.get_xlim(), *ax.get_ylim())
+    xy = ax.transData.transform(np.asarray([plots._xy(e, limits) for e in board.collection.entries if e.plottable]))
+    return [(b, tuple(p)) for b in _label_boxes(fig, gids) for p in xy
+            if b.x0 - 4 <= p[0] <= b.x1 + 4 and b.y0 - 4 <= p[1] <= b.y1 + 4]
+
+
+@pytest.mark.parametrize("team", [None, *(t for t, *_ in EXAMPLES)])
+def test_labels_never_cover_a_point_on_the_examples_boards(tmp_path, team):
+    """The leaderboard and every team's slide of the five examples: no label lies over any point,
+    the other teams' grey points included."""
+    from harness.board import plots
+
+    write_all(tmp_path, [make(t, n, accuracy=a, total=s, minutes=i) for i, (t, n, a, s) in enumerate(EXAMPLES)])
+    board = board_of(tmp_path)
+    with plots._style():
+        fig = plots.leaderboard_figure(board) if team is None else plots.team_figure(board, team)
+        fig.canvas.draw()
+        gids = ("team-label", "attempt-label") if team is None else ("team-label",)
+        assert _label_boxes(fig, gids) and _points_under_labels(fig, board, gids) == []
 
 
 # -- the team figure ----------------------------------------------------------------------------------------

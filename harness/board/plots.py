@@ -16,6 +16,7 @@ import math
 from contextlib import contextmanager
 from pathlib import Path
 
+from .pages import run_href
 from .ranking import Board, Entry
 
 WIDE = (16, 9)  # inches; at 120 dpi 1920 x 1080
@@ -65,9 +66,9 @@ def leaderboard_figure(board: Board):
     best = {row.best.path for row in board.ranked}
     ok = [e for e in points if e.record.eligible]
     no = [e for e in points if not e.record.eligible]
-    _scatter(ax, no, limits, s=110, facecolors="none", edgecolors=NOT_ELIGIBLE, linewidths=2.2, zorder=3,
+    _scatter(ax, no, limits, links=True, s=110, facecolors="none", edgecolors=NOT_ELIGIBLE, linewidths=2.2, zorder=3,
              label=f"not eligible ({len(no)})")
-    _scatter(ax, [e for e in ok if e.path not in best], limits, s=110, color=ELIGIBLE, alpha=0.8,
+    _scatter(ax, [e for e in ok if e.path not in best], limits, links=True, s=110, color=ELIGIBLE, alpha=0.8,
              edgecolors="white", linewidths=0.8, zorder=4, label=f"eligible ({len(ok)})")
     front = pareto_front(ok)
     if front:
@@ -76,7 +77,7 @@ def leaderboard_figure(board: Board):
                 solid_capstyle="butt", label="Pareto front")
     labelled = [row for row in board.ranked if row.best.plottable]
     bests = [row.best for row in labelled]
-    _scatter(ax, bests, limits, s=300, color=ELIGIBLE, edgecolors="black", linewidths=2.2, zorder=5,
+    _scatter(ax, bests, limits, links=True, s=300, color=ELIGIBLE, edgecolors="black", linewidths=2.2, zorder=5,
              label="team's best (labelled)")
     low = sum(_marker(e, limits) == "v" for e in points)
     if low:
@@ -151,8 +152,8 @@ def team_figure(board: Board, team: str):
         bar.set_label("submitted", fontsize=18)
         marks = _team_marks(shown, best)
         place_labels(ax, [_xy(e, limits) for e, _ in marks], [m for _, m in marks],
-                     obstacles=_fixed_texts(ax, board, limits), points=[_xy(e, limits) for e in shown],
-                     size=16)
+                     obstacles=_fixed_texts(ax, board, limits), points=[_xy(e, limits) for e in everyone],
+                     size=16)  # the other teams' grey points too: the slide shows the field
     else:
         ax.text(0.5, 0.5, "no scored submission", transform=ax.transAxes, ha="center", va="center",
                 fontsize=28, color="#888")
@@ -185,8 +186,9 @@ def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABE
     Greedy and deterministic, in the given order: candidate boxes around the anchor on
     growing rings (16 directions, right first). The first one inside the axes that overlaps
     no placed label, no obstacle (artists with a window extent), no anchor's marker and no
-    point, and lies nearer its own anchor than any other, wins; failing that, the one with
-    the fewest such faults. Labels off their marker get a leader line. Returns the annotations.
+    point (those come first: a label never hides a point while another place is free), and
+    lies nearer its own anchor than any other, wins; failing that, the one with the fewest
+    such faults. Labels off their marker get a leader line. Returns the annotations.
     """
     import numpy as np
 
@@ -216,7 +218,7 @@ def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABE
         own = _distance(cands, spots[k:k + 1])[:, 0]
         others = _distance(cands, np.delete(spots, k, axis=0))
         ambiguous = (others < 2 * np.maximum(own, m)[:, None]).any(axis=1)
-        order = np.lexsort((np.arange(len(cands)), near, clash, near > 0, ambiguous, clash > 0))
+        order = np.lexsort((np.arange(len(cands)), near, clash, ambiguous, near > 0, clash > 0))
         choice = cands[order[0]]
         blocks.append(tuple(choice))
         far = own[order[0]] > (MARK_R + 3) * px
@@ -307,13 +309,16 @@ def _marker(e: Entry, limits) -> str:
     return "v" if 100 * e.record.accuracy < limits[2] else "o"
 
 
-def _scatter(ax, entries: list[Entry], limits, label: str | None = None, **style) -> None:
-    """Points, circles above the axis floor and down triangles for those below it."""
+def _scatter(ax, entries: list[Entry], limits, label: str | None = None, links: bool = False, **style) -> None:
+    """Points, circles above the axis floor and down triangles for those below it; with `links`, each
+    point of the SVG links to its evaluation's page."""
     for marker in ("o", "v"):
-        group = [_xy(e, limits) for e in entries if _marker(e, limits) == marker]
-        if group or (marker == "o" and label):
-            xs, ys = zip(*group, strict=True) if group else ((), ())
-            ax.scatter(xs, ys, marker=marker, label=label if marker == "o" else None, **style)
+        mine = [e for e in entries if _marker(e, limits) == marker]
+        if mine or (marker == "o" and label):
+            xs, ys = zip(*(_xy(e, limits) for e in mine), strict=True) if mine else ((), ())
+            points = ax.scatter(xs, ys, marker=marker, label=label if marker == "o" else None, **style)
+            if links:
+                points.set_urls([run_href(e) for e in mine])
 
 
 def _team_marks(shown: list[Entry], best: Entry | None) -> list[tuple[Entry, str]]:

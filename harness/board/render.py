@@ -1,10 +1,12 @@
-"""Write the leaderboard's five files (tables and plots of a ranked `Board`), each atomically."""
+"""Write the leaderboard's five files (tables and plots of a ranked `Board`) and its pages (one per
+evaluation in runs/, one per team in teams/), each atomically."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from . import pages
 from .ranking import Board, LeaderboardError
 from .tables import to_csv, to_html, to_markdown
 
@@ -32,4 +34,20 @@ def render(board: Board, out: str | Path) -> dict[str, Path]:
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+    _pages(board, folder)
     return written
+
+
+def _pages(board: Board, folder: Path) -> None:
+    """The page of every evaluation and of every team; pages of records no longer there are removed."""
+    made = {pages.run_href(e): pages.run_page(e, board) for e in board.collection.entries}
+    made.update({pages.team_href(t): pages.team_page(t, board) for t in board.teams})
+    for sub in ("runs", "teams"):
+        (folder / sub).mkdir(exist_ok=True)
+    for rel, text in made.items():
+        tmp = folder / f"{rel}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / rel)
+    for old in [*(folder / "runs").glob("*.html"), *(folder / "teams").glob("*.html")]:
+        if old.relative_to(folder).as_posix() not in made:
+            old.unlink(missing_ok=True)

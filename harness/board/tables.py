@@ -1,12 +1,13 @@
 """The leaderboard's tables: Markdown, CSV and the self-contained web page (`index.html`).
 
-Pure functions from a ranked `ranking.Board` to text. The page embeds the plot as an SVG
-data URI and sorts its tables with a small inline script: it works from a file, offline.
+Pure functions from a ranked `ranking.Board` to text. The page holds the plot as inline SVG
+(each point a link to its evaluation's page, `pages`), links each team to its page and each
+submission to its evaluation's, and sorts its tables with a small inline script: it works from
+a file, offline.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from string import Template
 
 from .. import record as rec_io
+from .pages import run_href, team_href
 from .ranking import Board, Row
 
 
@@ -59,18 +61,22 @@ def to_csv(board: Board) -> str:
 
 
 def to_html(board: Board, svg: bytes) -> str:
-    """A self-contained page: the plot (embedded SVG) and the sortable tables; no network."""
-    ranked = _html_table("ranking", _columns(board), board.ranked, "No eligible submission yet.")
+    """A self-contained page: the plot (inline SVG) and the sortable tables; no network."""
+    links = {"team": lambda r: team_href(r.team), "submission": lambda r: run_href(r.best) if r.best else None,
+             "reason": lambda r: run_href(r.closest) if r.closest else None}
+    ranked = _html_table("ranking", _columns(board), board.ranked, "No eligible submission yet.", links)
     other = ""
     if board.unranked:
         other = "<h2>Not ranked: no eligible submission</h2>\n" + _html_table("others", _OTHER_COLUMNS,
-                                                                                board.unranked, "")
+                                                                                board.unranked, "", links)
     skipped = ""
     if board.collection.skipped:
         items = "".join(f"<li><code>{html.escape(s.path.name)}</code>: {html.escape(s.problem)}</li>"
                         for s in board.collection.skipped)
         skipped = f"<h2>Records that could not be read (skipped)</h2>\n<ul class=\"skipped\">{items}</ul>"
-    image = base64.b64encode(svg).decode("ascii")
+    text = svg.decode("utf-8")
+    image = text[text.index("<svg"):].replace("<svg", '<svg id="plot" role="img" aria-label="Test accuracy '
+                                              'against score (log scale) of every evaluated submission"', 1)
     return _PAGE.substitute(summary=html.escape(_summary(board)), image=image, ranked=ranked, other=other,
                             skipped=skipped, threshold=f"{board.rules.accuracy_threshold:.0%}",
                             reference=f"{board.reference:.2f}")
@@ -164,18 +170,21 @@ def _csv_text(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _html_table(ident: str, columns, rows: list[Row], empty: str) -> str:
+def _html_table(ident: str, columns, rows: list[Row], empty: str, links: dict | None = None) -> str:
     head = "".join(f'<th scope="col" data-kind="{kind}" data-first="{first}" tabindex="0" aria-sort="none">'
                    f'{html.escape(h)}<span class="arrow" aria-hidden="true"></span></th>'
                    for h, kind, first, _, _ in columns)
     body = []
     for row in rows:
         cells = []
-        for _, kind, _, value, show in columns:
+        for header, kind, _, value, show in columns:
             v = value(row)
             v = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
-            cells.append(f'<td class="{kind}" data-value="{html.escape(str(v), quote=True)}">'
-                         f'{html.escape(show(row) or "")}</td>')
+            shown = html.escape(show(row) or "")
+            href = (links or {}).get(header, lambda r: None)(row)
+            if href and shown:
+                shown = f'<a href="{html.escape(href, quote=True)}">{shown}</a>'
+            cells.append(f'<td class="{kind}" data-value="{html.escape(str(v), quote=True)}">{shown}</td>')
         top = f' class="top{row.rank}"' if row.rank is not None and row.rank <= 3 else ""
         body.append(f"<tr{top}>" + "".join(cells) + "</tr>")
     if not rows and empty:
@@ -192,7 +201,7 @@ _PAGE = Template("""<!DOCTYPE html>
 body { font: 20px/1.4 system-ui, "DejaVu Sans", sans-serif; margin: 1.5em auto; max-width: 1900px;
        padding: 0 1em; color: #1a1a1a; background: #fff; }
 h1 { font-size: 2.2em; margin: 0 0 .2em; } h2 { font-size: 1.5em; margin-top: 1.6em; }
-.summary, .legend { color: #444; } figure { margin: 1em 0; } figure img { width: 100%; height: auto; }
+.summary, .legend { color: #444; } figure { margin: 1em 0; } figure svg { width: 100%; height: auto; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-size: 18px; }
 th, td { padding: .4em .45em; border-bottom: 1px solid #ddd; } td { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -209,10 +218,10 @@ tr.top3 td:first-child { background: #e3b58a; } #others td:last-child { white-sp
 <body>
 <h1>CIFAR-10 compression challenge: leaderboard</h1>
 <p class="summary">$summary</p>
-<figure><img id="plot" alt="Test accuracy against score (log scale) of every evaluated submission"
- src="data:image/svg+xml;base64,$image"></figure>
+<figure>$image</figure>
 <p class="legend">Lower score is better. Eligible: accuracy at least $threshold and every claim verified.
-ResNet18 in float16 scores $reference. Click a column header to sort; click again to reverse.</p>
+ResNet18 in float16 scores $reference. Click a column header to sort; click again to reverse; click a
+point, a team or a submission for its page.</p>
 $ranked
 $other
 $skipped

@@ -8,13 +8,13 @@ naming the line of the student's code where tracing stopped.
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import SubmissionError
+from ..errors import SubmissionError, dtype_hint
+from .loader import student_line
 
 EXAMPLE_BATCH = 4  # images in the random example input
 EXAMPLE_SEED = 0
@@ -77,22 +77,13 @@ def refuse_torch_ao(model: nn.Module) -> None:
 
 def _explain(err: Exception, submission: str, what: str = "it does not export with torch.export") -> str:
     first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    if (hint := dtype_hint(first)):
+        what += "; " + hint
     if "Constraints violated" in first:
         what += ("; the batch size must stay free, and this model fixes it (a reshape to a constant batch, "
                  "or an output that does not depend on the input)")
-    where = _student_line(err, submission)
+    where = student_line(err, submission)
     return (f"the model cannot be judged: {what} ({type(err).__name__}: {first}){where}. The judge counts and "
             "evaluates the exported graph, so the forward pass must be traceable: no Python-side data-dependent "
             "branches on tensor values, no .item()/.tolist()/numpy on tensors, no file or network access. "
             "See submissions/README.md, 'The model must export'")
-
-
-def _student_line(err: BaseException, submission: str) -> str:
-    """' at model.py:42 (forward): <code>' for the deepest frame in the submission's own files."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith(submission.rstrip("/") + "/")]
-    if not frames:
-        return ""
-    f = frames[-1]
-    rel = f.filename[len(submission.rstrip("/")) + 1:]
-    code = f" `{f.line.strip()[:120]}`" if f.line else ""
-    return f" at {rel}:{f.lineno} ({f.name}){code}"

@@ -8,13 +8,17 @@ beyond tensors and plain containers is refused, never executed.
 from __future__ import annotations
 
 import importlib.util
+import linecache
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import RunError, SubmissionError
+
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net")  # where training checkpoints keep the weights
 
 
 def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Module:
@@ -27,7 +31,8 @@ def build(directory: str | Path, code: str, factory: str, weights: str) -> nn.Mo
     try:
         model = fn()
     except Exception as err:  # noqa: BLE001 - the submission's own code failed
-        raise RunError(f"{folder / code}: {factory}() raised {type(err).__name__}: {err}") from err
+        where = student_line(err, folder)
+        raise RunError(f"{folder / code}: {factory}() raised {type(err).__name__}: {err}{where}") from err
     if not isinstance(model, nn.Module):
         raise SubmissionError(f"{folder / code}: {factory}() returned {type(model).__name__}, not a torch.nn.Module")
     _load_weights(model, folder / weights)
@@ -47,8 +52,20 @@ def _import(folder: Path, path: Path):
     except SyntaxError as err:
         raise SubmissionError(f"{path}: syntax error at line {err.lineno}: {err.msg}") from None
     except Exception as err:  # noqa: BLE001 - the submission's own code failed
-        raise RunError(f"{path}: importing it raised {type(err).__name__}: {err}") from err
+        raise RunError(f"{path}: importing it raised {type(err).__name__}: {err}{student_line(err, folder)}") from err
     return module
+
+
+def student_line(err: BaseException, submission: str | Path) -> str:
+    """' at model.py:42 (forward): <code>' for the deepest frame in the submission's own files, or ''."""
+    root = str(Path(submission).resolve()).rstrip("/") + "/"
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if str(Path(f.filename).resolve()).startswith(root)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    line = (f.line or linecache.getline(f.filename, f.lineno)).strip()
+    rel = str(Path(f.filename).resolve())[len(root):]
+    return f" at {rel}:{f.lineno} ({f.name})" + (f" `{line[:120]}`" if line else "")
 
 
 def _load_weights(model: nn.Module, path: Path) -> None:
@@ -64,7 +81,10 @@ def _load_weights(model: nn.Module, path: Path) -> None:
         raise SubmissionError(f"{path}: holds {type(state).__name__}, expected a state_dict (a dict of tensors)")
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise SubmissionError(f"{path}: entries that are not tensors: {', '.join(map(str, bad[:5]))}")
+        inner = next((k for k in CHECKPOINT_KEYS if isinstance(state.get(k), dict)), None)
+        hint = (f". It looks like a training checkpoint: save its state_dict alone, "
+                f"torch.save(checkpoint[{inner!r}], 'weights.pt')") if inner else ""
+        raise SubmissionError(f"{path}: entries that are not tensors: {', '.join(map(str, bad[:5]))}{hint}")
     try:
         result = model.load_state_dict(state, strict=False)  # modules (brevitas) judge their own keys
     except RuntimeError as err:
@@ -76,7 +96,16 @@ def _load_weights(model: nn.Module, path: Path) -> None:
     if result.unexpected_keys:
         problems.append(f"unexpected keys: {_few(result.unexpected_keys)}")
     if problems:
-        raise SubmissionError(f"{path}: does not match the model built by the factory; " + "; ".join(problems))
+        raise SubmissionError(f"{path}: does not match the model built by the factory; " + "; ".join(problems)
+                              + _prefix_hint(result.missing_keys, result.unexpected_keys))
+
+
+def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
+    """A hint when the weights carry the `module.` prefix of nn.DataParallel / DistributedDataParallel."""
+    if missing and {f"module.{k}" for k in missing} <= set(unexpected):
+        return (". Every key carries the 'module.' prefix of nn.DataParallel: save model.module.state_dict(), "
+                "or strip it: {k.removeprefix('module.'): v for k, v in state.items()}")
+    return ""
 
 
 def _few(items: list[str], n: int = 5) -> str:

@@ -33,6 +33,7 @@ from . import files, runner, sandbox
 from .data import TestSet
 
 FLIP_SEED = 0  # the flip subset is the same for everyone
+ONE_CLASS_SHARE = 0.5  # warn when one class takes more than this share of the answers
 _RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "timeout_s", "memory_mb", "max_processes",
              "scratch_mb", "submission_mb"}
 
@@ -48,19 +49,22 @@ def flip_subset(size: int, n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(FLIP_SEED).choice(size, size=min(n, size), replace=False))
 
 
-def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str = "auto") -> Record:
-    """Evaluate one submission (profile only when `test` is None). Never raises for anything about
-    the submission: a fault of the harness while judging it is that submission's error record."""
+def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str = "auto", progress=None,
+          probe: TestSet | None = None) -> Record:
+    """Evaluate one submission (profile only when `test` is None: activation bits measured on the
+    first images of `probe`, in a random order, when given, else on random images). Never raises
+    for anything about the submission: a fault of the harness while judging it is that submission's
+    error record. `progress(done, total)` is called as stage 2 predicts the test images."""
     folder = Path(directory)
     box = sandbox.choose(rules, device)  # the machine's problem (no bwrap, no docker): raised, for every one
     prov = Provenance(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
                       isolation=box.kind, rules=rules.model_dump(include=_RECORDED))
-    if test is not None:
-        prov.dataset_sha256, prov.dataset = test.sha256, test.source
+    if (data := test if test is not None else probe) is not None:
+        prov.dataset_sha256, prov.dataset = data.sha256, data.source
     base = {"kind": "evaluate" if test is not None else "profile", "directory": str(folder), "provenance": prov,
             "team": "unknown", "name": label(folder.resolve().name) or "submission"}
     try:
-        return _judge(folder, test, rules, box, device, base)
+        return _judge(folder, test, rules, box, device, base, progress, probe)
     except Exception as err:  # noqa: BLE001 - a harness fault on this submission must not stop the batch
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
         return Record(status="error", errors=[f"the judge failed on this submission: {type(err).__name__}: "
@@ -87,7 +91,8 @@ def evaluated(results: str | Path, test: TestSet, rules: Rules) -> dict[str, Pat
     return found
 
 
-def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, base: dict) -> Record:
+def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, base: dict, progress,
+           probe: TestSet | None) -> Record:
     prov = base["provenance"]
     try:
         found = files.read(folder, rules.submission_mb * 2**20)
@@ -101,15 +106,24 @@ def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, b
     if box.kind == "docker":
         runner.reap_orphans()
     with tempfile.TemporaryDirectory(prefix="harness-judge-") as private:
-        order = _shuffled(test, Path(private), rules.flip_subset) if test is not None else None
-        rec = _stages(folder, manifest, test, order, rules, box, device, base, Path(private))
-    if box.warning:
-        rec.warnings.insert(0, box.warning)
+        images = test if test is not None else probe
+        order = _shuffled(images, Path(private), rules.flip_subset) if images is not None else None
+        rec = _stages(folder, manifest, test, order, rules, box, device, base, Path(private), progress)
+    rec.warnings[:0] = [w for w in (box.warning, _scale_warning(manifest)) if w]
     return rec
 
 
+def _scale_warning(m: Manifest) -> str | None:
+    """A word when `normalize` looks like it was written for images in 0-255, not in [0, 1]."""
+    n = m.model.normalize
+    if n is None or max(max(n.mean), max(n.std)) <= 1.5:
+        return None
+    return (f"normalize: mean {n.mean} and std {n.std} look like a 0-255 scale; the harness scales the images "
+            "to [0, 1] first, then applies them: divide both by 255 (e.g. mean 0.4914, std 0.2470)")
+
+
 def _stages(folder: Path, m: Manifest, test: TestSet | None, order, rules: Rules, box, device: str,
-            base: dict, private: Path) -> Record:
+            base: dict, private: Path, progress=None) -> Record:
     """Stage 2 starts first (its imports overlap stage 1), then stage 1 builds and exports; the
     program stage 1 sent reaches stage 2 through its read-only inbox."""
     inbox = private / "inbox"
@@ -117,7 +131,7 @@ def _stages(folder: Path, m: Manifest, test: TestSet | None, order, rules: Rules
     binds = {str(inbox): sandbox.INBOX}
     if order is not None:
         binds[str(order.path)] = sandbox.IMAGES
-    measure = runner.Worker("measure", box, binds)
+    measure = runner.Worker("measure", box, binds, progress=progress)
     build = None
     try:
         build = runner.Worker("build", box, {str(folder.resolve()): sandbox.SUBMISSION})
@@ -128,7 +142,8 @@ def _stages(folder: Path, m: Manifest, test: TestSet | None, order, rules: Rules
             return _failed(base, built, folder, "building and exporting the model", box)
         shutil.copyfile(graph, inbox / jobs.GRAPH)
         build.close()
-        measured = measure.finish(_measure_job(m, order, rules, device, measure, inbox / jobs.GRAPH))
+        job = _measure_job(m, order, rules, device, measure, inbox / jobs.GRAPH, predict=test is not None)
+        measured = measure.finish(job)
         rec = _outcome(base, measured, test, order, rules, folder, box)
         rec.timings["build"] = round(built.seconds, 3)  # stage 1, from its start (stage 2's overlaps it)
         return rec
@@ -143,12 +158,13 @@ def _build_job(folder: Path, m: Manifest, w: runner.Worker) -> dict:
                          weights=m.model.weights, out=w.out).model_dump()
 
 
-def _measure_job(m: Manifest, order, rules: Rules, device: str, w: runner.Worker, graph: Path) -> dict:
+def _measure_job(m: Manifest, order, rules: Rules, device: str, w: runner.Worker, graph: Path,
+                 predict: bool) -> dict:
     c = m.compression
     return jobs.MeasureJob(
         graph=w.inside(graph), out=w.out,
-        images=w.inside(order.path) if order is not None else None,
-        flip_positions=order.flip_positions if order is not None else [],
+        images=w.inside(order.path) if order is not None else None, predict=predict,
+        flip_positions=order.flip_positions if order is not None and predict else [],
         normalize=m.model.normalize.model_dump() if m.model.normalize else None,
         half_weights=c.weight_bits == 16, half_inputs=c.activation_bits == 16,
         probe_images=rules.probe_images, batch_size=rules.batch_size, device=device,
@@ -182,7 +198,8 @@ def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules
     prov = base["provenance"]
     try:
         res = jobs.MeasureResult.model_validate(out.result)
-        res.check(test.size if test is not None else None, len(order.flip_positions) if order is not None else 0)
+        res.check(test.size if test is not None else None,
+                  len(order.flip_positions) if order is not None and test is not None else 0)
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         return Record(status="error", errors=[f"the measuring stage returned a malformed result ({detail})"],
@@ -220,8 +237,8 @@ def _failed(base: dict, out: runner.Outcome, folder: Path, doing: str, box) -> R
     inside = f"{sandbox.SUBMISSION}/"
     host = f"{str(folder.resolve()).rstrip('/')}/"
     tb = (failure.traceback if failure is not None else None) or out.log or None
-    return Record(status=status, errors=[message.replace(inside, host)[:2000]],
-                  traceback=tb.replace(inside, host)[-8000:] if tb else None,
+    return Record(status=status, errors=[jobs.plain(message).replace(inside, host)[:2000]],
+                  traceback=jobs.plain(tb).replace(inside, host)[-8000:] if tb else None,
                   reasons=["invalid submission" if status == "invalid" else "error while running"],
                   timings={"worker": round(out.seconds, 3)}, **base)
 
@@ -252,6 +269,11 @@ def _grade(rec: Record, res: jobs.MeasureResult, test: TestSet, order, rules: Ru
         if rec.flip.flagged:
             rec.warnings.append(f"accuracy on flipped images is {gap:.1%} lower than on the originals "
                                 f"(more than {rules.flip_gap:.0%}): the model may have memorised the test images")
+    counts = np.bincount(preds, minlength=10)
+    if counts.max() > ONE_CLASS_SHARE * test.size:
+        rec.warnings.append(f"the model answers class {int(counts.argmax())} for {counts.max() / test.size:.0%} of "
+                            "the test images (each class is a tenth of them): check the normalisation, the "
+                            "weights and the order of the classes")
     if rec.accuracy < rules.accuracy_threshold:
         rec.reasons.insert(0, f"accuracy {rec.accuracy:.2%} below {rules.accuracy_threshold:.0%}")
     rec.eligible = rec.status == "ok" and rec.claims_verified and rec.accuracy >= rules.accuracy_threshold

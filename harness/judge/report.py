@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from ..record import Record
+from ..score import most_to_declare, score, what_if
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
 
@@ -29,6 +32,7 @@ def render(rec: Record, layers: bool = True) -> str:
     if rec.effective.structured_pruning > s.ops_pruning + 1e-12:
         lines.append(f"  structured pruning credited on the MAC term: {s.ops_pruning:.4f} (the share of MACs its "
                      "zero channels carry)")
+    lines += _guidance(rec)
     if rec.accuracy is not None:
         lines.append(f"  accuracy: {rec.accuracy:.2%} ({rec.correct:,}/{rec.total:,})")
     if rec.flip is not None:
@@ -40,6 +44,28 @@ def render(rec: Record, layers: bool = True) -> str:
     if rec.kind == "evaluate" and rec.status == "ok":
         lines.append("  ELIGIBLE" if rec.eligible else "  not eligible: " + "; ".join(rec.reasons))
     return "\n".join(lines)
+
+
+def _guidance(rec: Record) -> list[str]:
+    """What the student may declare, what that and lower bits would score, and why a structured
+    pruning claim may measure nothing."""
+    refs = rec.provenance.rules
+    if rec.measured is None or not {"reference_params", "reference_macs"} <= set(refs):
+        return []
+    rules = SimpleNamespace(**refs)
+    best = most_to_declare(rec.measured)
+    at_best = score(rec.params, rec.macs, best, rec.structured_mac_share, rules).total
+    lines = [f"  the most you may declare: structured_pruning {best.structured_pruning:.4f}, unstructured_pruning "
+             f"{best.unstructured_pruning:.4f}, weight_bits {best.weight_bits}, activation_bits "
+             f"{best.activation_bits}: score {at_best:.4f}"]
+    rows = what_if(rec.params, rec.macs, rec.measured, rec.structured_mac_share, rules)
+    if rows:
+        lines.append("  what if (hypothetical, NOT verified: the model would have to be quantised so): "
+                     + ", ".join(f"{b} bits {total:.4f}" for b, total in rows))
+    if rec.declared is not None and rec.declared.structured_pruning > 0 and rec.measured.structured_pruning == 0:
+        lines.append("  note: structured pruning counts output channels that are all zero and still in the model; "
+                     "channels removed from the architecture are already absent from w and f, so they need no claim")
+    return lines
 
 
 def _receipt(rec: Record) -> str:

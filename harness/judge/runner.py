@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import resource
 import shutil
 import signal
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from .. import wire
 from ..jobs import GRAPH, RESULT
-from . import sandbox
+from . import procs, sandbox
 from .sandbox import Limits, Sandbox
 
 POLL_S = 0.1  # seconds between two looks at the worker's process tree
@@ -46,9 +47,8 @@ MAX_RESULT_BYTES = 16 * 2**20  # a larger result.json is refused, not parsed
 MAX_GRAPH_BYTES = 4 * 2**30  # the largest exported program stage 1 may send (also within scratch_mb)
 JOIN_S = 10  # seconds to wait for the readers of a worker's output once it has exited
 _LOG_TAIL = 4000  # characters of the worker's output kept for error messages
-_PSS_FROM = 64 * 2**20  # with several processes this large, count proportional (shared-once) memory
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 _PR_SET_PDEATHSIG = 1
+_PROGRESS = re.compile(rb"^" + wire.PROGRESS.encode() + rb" (\d{1,9})/(\d{1,9})$", re.MULTILINE)
 
 
 @dataclass
@@ -80,7 +80,8 @@ class Worker:
     `folder` is the parent's, on the host: the files the worker sent (`received/`), its log, and
     under isolation none its working folder (`work/`)."""
 
-    def __init__(self, stage: str, box: Sandbox, binds: dict[str, str], job: dict | None = None):
+    def __init__(self, stage: str, box: Sandbox, binds: dict[str, str], job: dict | None = None,
+                 progress=None):
         self.stage, self.box, self.binds = stage, box, binds
         self.folder = Path(tempfile.mkdtemp(prefix=f"harness-{stage}-"))
         (self.folder / "received").mkdir()
@@ -90,13 +91,13 @@ class Worker:
         self.start = time.perf_counter()
         self.proc = subprocess.Popen(command(stage, binds, self.name, box), cwd=self.work,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, **sandbox.WORKER_ENV}, start_new_session=True,
+                                     env=_environment(), start_new_session=True,
                                      preexec_fn=_child_limits(box.limits))
         expected = {RESULT: MAX_RESULT_BYTES}
         if stage == "build":
             expected[GRAPH] = min(MAX_GRAPH_BYTES, box.limits.scratch_mb * 2**20)
         self.received = wire.Receiver(self.proc.stdout, self.folder / "received", expected)
-        self.log = _Log(self.proc.stderr, self.folder / "worker.log", box.limits.scratch_mb * 2**20)
+        self.log = _Log(self.proc.stderr, self.folder / "worker.log", box.limits.scratch_mb * 2**20, progress)
         self.watch = _Watch(self.proc, box, self.name, self.log)
         if job is not None:
             self._send(job)
@@ -170,12 +171,21 @@ class Worker:
                 pass
 
 
+def _environment() -> dict[str, str]:
+    """The worker's environment (isolation none; the sandboxes clear it): the parent's, the worker's
+    settings, and this harness package first on the path, so that the stages run the parent's code."""
+    package = str(sandbox.package_dir().parent)
+    path = os.pathsep.join(p for p in (package, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **sandbox.WORKER_ENV, "PYTHONPATH": path}
+
+
 class _Log:
     """Copies the worker's stderr into its log file, up to `cap` bytes; past it, `full` is set (the
-    watch kills the worker) and the rest is dropped."""
+    watch kills the worker) and the rest is dropped. `progress(done, total)` is called for each
+    progress line (`wire.PROGRESS`) seen."""
 
-    def __init__(self, stream, path: Path, cap: int):
-        self.stream, self.path, self.cap = stream, path, cap
+    def __init__(self, stream, path: Path, cap: int, progress=None):
+        self.stream, self.path, self.cap, self.progress = stream, path, cap, progress
         self.size, self.full = 0, False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -189,6 +199,8 @@ class _Log:
                         f.flush()
                     self.size += len(chunk)
                     self.full = self.size >= self.cap
+                    if self.progress is not None and (seen := _PROGRESS.findall(chunk)):
+                        self.progress(*map(int, seen[-1]))
             except (OSError, ValueError):
                 pass
 
@@ -217,21 +229,11 @@ def reap_orphans() -> list[str]:
     for line in done.stdout.splitlines():
         name, _, parent = line.partition(" ")
         where, _, pid = parent.rpartition(":")
-        if where == host and pid.isdigit() and not _alive(int(pid)):
+        if where == host and pid.isdigit() and not procs.alive(int(pid)):
             dead.append(name)
     if dead:
         subprocess.run(["docker", "kill", *dead], capture_output=True, timeout=60, check=False)
     return dead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Watch:
@@ -259,9 +261,9 @@ class _Watch:
                 return
             if self.box.kind == "docker" and self.container is None:
                 self.container = _container_pid(self.name)
-            tree = self._tree(_scan())
+            tree = self._tree(procs.scan())
             tasks = sum(row[1] for row in tree.values())
-            mb = _memory(tree) / 2**20
+            mb = procs.memory(tree) / 2**20
             if tasks > self.limits.processes:
                 self.killed = f"process limit of {self.limits.processes} (it had {tasks} processes and threads)"
                 return
@@ -275,9 +277,9 @@ class _Watch:
         stopped: set[int] = set()
         quiet = 0
         for _ in range(100):
-            fresh = set(self._tree(_scan())) - stopped
+            fresh = set(self._tree(procs.scan())) - stopped
             for pid in fresh:
-                _signal(pid, signal.SIGSTOP)
+                procs.signal_pid(pid, signal.SIGSTOP)
             stopped |= fresh
             quiet = 0 if fresh else quiet + 1
             if quiet == 2:
@@ -289,7 +291,7 @@ class _Watch:
         except (ProcessLookupError, PermissionError):
             pass
         for pid in self._alive():
-            _signal(pid, signal.SIGKILL)
+            procs.signal_pid(pid, signal.SIGKILL)
         self.proc.wait()
         for _ in range(250):  # SIGKILL is asynchronous: return only once every process has exited
             if not self._alive():
@@ -300,7 +302,7 @@ class _Watch:
 
     def _alive(self) -> list[int]:
         """Processes ever seen in the tree that still run (zombies have exited)."""
-        table = _scan()
+        table = procs.scan()
         return [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start
                 and table[pid][4] != b"Z"]
 
@@ -311,72 +313,10 @@ class _Watch:
             roots.append(self.proc.pid)
             if self.container is not None:  # under docker, the engine's child, not the client's
                 roots.append(self.container)
-        tree = _descendants(table, roots)
+        tree = procs.descendants(table, roots)
         for pid, row in tree.items():
             self.seen.setdefault(pid, row[3])
         return tree
-
-
-def _scan() -> dict[int, tuple]:
-    """Every process on the machine: pid -> (parent pid, threads, resident bytes, start time, state)."""
-    table = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table[int(entry.name)] = (int(fields[1]), int(fields[17]), int(fields[21]) * _PAGE, int(fields[19]), fields[0])
-    return table
-
-
-def tree_rss(root: int) -> int:
-    """Resident bytes of process `root` and all its descendants now (0 once it is gone)."""
-    return sum(row[2] for row in _descendants(_scan(), [root]).values())
-
-
-def _descendants(table: dict, roots: list[int]) -> dict:
-    """The rows of `table` (from `_scan`) for `roots` and every process below them."""
-    children: dict[int, list[int]] = {}
-    for pid, row in table.items():
-        children.setdefault(row[0], []).append(pid)
-    tree, todo = {}, list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in table and pid not in tree:
-            tree[pid] = table[pid]
-            todo += children.get(pid, [])
-    return tree
-
-
-def _memory(tree: dict) -> int:
-    """Bytes held by the tree: resident sizes summed, but proportional sizes (pages shared after
-    a fork counted once) when several large processes run."""
-    large = [pid for pid, row in tree.items() if row[2] >= _PSS_FROM]
-    if len(large) < 2:
-        return sum(row[2] for row in tree.values())
-    return sum(_pss(pid, row[2]) if pid in large else row[2] for pid, row in tree.items())
-
-
-def _pss(pid: int, rss: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss
-
-
-def _signal(pid: int, sig: int) -> None:
-    if pid > 1 and pid != os.getpid():
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _child_limits(limits: Limits):

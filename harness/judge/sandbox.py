@@ -223,7 +223,7 @@ def python_mounts() -> list[str]:
         spec = importlib.util.find_spec(name)  # locates without importing
         if spec is not None and spec.origin:
             found.append(str(Path(spec.origin).resolve().parents[1]))
-    found.append(str(_package_dir()))
+    found.append(str(package_dir()))
     found += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")]
     return _outermost(p for p in found if p and Path(p).is_dir())
 
@@ -242,7 +242,7 @@ def parse_size(text: str | int) -> int:
 
 def _inside_env(python: str, env) -> dict[str, str]:
     out = {"PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": SCRATCH, "TMPDIR": SCRATCH,
-           "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONPATH": str(_package_dir().parent),
+           "USER": "worker", "LOGNAME": "worker", "LANG": "C.UTF-8", "PYTHONPATH": str(package_dir().parent),
            **WORKER_ENV}
     out.update({k: env[k] for k in PASS_ENV if k in env})
     return out
@@ -268,7 +268,7 @@ def _gpu_mounts() -> list[str]:
     return argv + ["--ro-bind", "/sys", "/sys"] if nodes else argv
 
 
-def _package_dir() -> Path:
+def package_dir() -> Path:
     """The harness package's folder (this module lives in its `judge` subpackage)."""
     return Path(__file__).resolve().parents[1]
 

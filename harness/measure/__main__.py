@@ -17,7 +17,7 @@ import sys
 import time
 
 from .. import wire
-from ..errors import EXIT_ERROR, HarnessError, RunError
+from ..errors import EXIT_ERROR, HarnessError, RunError, dtype_hint
 from ..jobs import RESULT, Failure, MeasureJob
 
 BATCH = {"cpu": 250, "cuda": 1000}  # images per forward pass when the rules leave it unset (benchmarks/)
@@ -44,6 +44,8 @@ def main() -> int:
         code = 0
     except Exception as err:  # noqa: BLE001 - a refusal, or the graph's operations failed on these inputs
         result = Failure.of(err, "the exported model failed while running: ", out=job.out).model_dump()
+        if hint := dtype_hint(result["message"]):
+            result["message"] += f"; {hint}"
         code = err.exit_code if isinstance(err, HarnessError) else EXIT_ERROR
     wire.send(channel, RESULT, json.dumps(result).encode())
     return code
@@ -72,28 +74,39 @@ def run(job: MeasureJob) -> dict:
     x = prep(probe)
     with torch.inference_mode():
         result, probe_logits = profile.profile(g, x)
-        if images is None:  # profile only: check on the probe; otherwise the first batch checks it
+        if images is None or not job.predict:  # profile: check on the probe; otherwise the first batch checks it
             _batch_independent(probe_logits, g.run(x.flip(0)).flip(0), "reordered")
         g.channels_last(x[:2])
     timings["profile"] = time.perf_counter() - t
     result.update(device=_describe(device), torch_version=torch.__version__, warnings=[])
-    if images is not None:
+    if images is not None and job.predict:
         t = time.perf_counter()
         batch = job.batch_size or BATCH.get(device.type, BATCH["cpu"])
         first = {}
-        result["predictions"] = predict(g, images, prep, batch, first)
+        total = len(images) + len(job.flip_positions)
+        result["predictions"] = predict(g, images, prep, batch, first, _Progress(0, total))
         if batch != len(probe):  # the probe images again, now in a batch of other size and company
             _batch_independent(probe_logits, first["logits"][: len(probe)], f"in a batch of {batch}")
         flip = np.ascontiguousarray(images[np.asarray(job.flip_positions, dtype=np.int64)][:, :, ::-1])
-        result["flip_predictions"] = predict(g, flip, prep, batch)
+        result["flip_predictions"] = predict(g, flip, prep, batch, progress=_Progress(len(images), total))
         timings["inference"] = time.perf_counter() - t
     result["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return result
 
 
-def predict(g, images, prep, batch: int, first: dict | None = None) -> list[int]:
+class _Progress:
+    """Says on stderr how many images are done (`harness.wire.PROGRESS`), for the parent's progress bar."""
+
+    def __init__(self, start: int, total: int):
+        self.start, self.total = start, total
+
+    def __call__(self, done: int) -> None:
+        print(f"{wire.PROGRESS} {self.start + done}/{self.total}", file=sys.stderr, flush=True)
+
+
+def predict(g, images, prep, batch: int, first: dict | None = None, progress=None) -> list[int]:
     """Predicted class of every image (uint8 HWC array), in batches, from the graph; the first
-    batch's logits go into `first["logits"]` when given."""
+    batch's logits go into `first["logits"]` when given; `progress(images done)` after each batch."""
     import torch
 
     from .profile import check_output, finite
@@ -106,6 +119,8 @@ def predict(g, images, prep, batch: int, first: dict | None = None) -> list[int]
             if first is not None and i == 0:
                 first["logits"] = out
             preds.append(out.argmax(1).cpu())
+            if progress is not None:
+                progress(i + x.shape[0])
     return torch.cat(preds).tolist() if preds else []
 
 
