@@ -102,10 +102,10 @@ def test_a_fault_of_the_judge_on_one_submission_is_its_record_and_the_batch_goes
     first, second = (make_submission(tmp_path / n, ORACLE) for n in ("first", "second"))
     real = runner.Worker
 
-    def worker(stage, box, binds, job=None):
+    def worker(stage, box, binds, job=None, **options):
         if any(str(first) in host for host in binds):
             raise RecursionError("maximum recursion depth exceeded")
-        return real(stage, box, binds, job)
+        return real(stage, box, binds, job, **options)
 
     monkeypatch.setattr(runner, "Worker", worker)
     code = main(["evaluate", str(first), str(second), "--data", str(folder_data), "--results", str(tmp_path / "r"),
