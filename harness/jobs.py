@@ -136,6 +136,8 @@ class MeasureResult(_Strict):
     flip_predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
     device: Annotated[str, Field(max_length=200)]
     torch_version: Annotated[str, Field(max_length=100)]
+    packages: Annotated[dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=100)]],
+                        Field(max_length=32)] = {}
     timings: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(ge=0, le=1e7)]] = {}
     warnings: list[Annotated[str, Field(max_length=1000)]] = []
 

@@ -88,6 +88,8 @@ class Provenance(_Model):
     device: str | None = None
     isolation: str | None = Field(None, description="where the worker ran: none, bwrap or docker")
     torch_version: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict, description="versions of Python and of the packages "
+                                     "that can change a count or a prediction, as the measuring stage ran them")
     created_at: str
     rules: dict[str, float] = Field(default_factory=dict)
 

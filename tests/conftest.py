@@ -176,3 +176,33 @@ def measured(model, tmp_path: Path, x=None, half_weights: bool = False, half_inp
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) if x is None else x
     with torch.inference_mode():
         return profile.profile(g, x)[0]
+
+
+def stand_in_stages(monkeypatch, answer, flip_answer=None, params: int = 20, macs: int = 10,
+                    measured: dict | None = None) -> list:
+    """Replace both stages of every evaluation by a stand-in that answers at once, so that what the
+    parent alone decides (grading, warnings, eligibility, exit codes, records) is tested in
+    milliseconds. `answer(labels)` gives the predictions for the test labels in the order stage 2
+    would see them; `flip_answer(labels)` those for the flip subset (default: `answer`). Nothing of
+    the submission runs. Returns the list of folders judged."""
+    import numpy as np
+
+    from harness.judge import evaluate, runner
+
+    judged = []
+
+    def stages(folder, m, test, order, rules, box, device, base, private, progress=None):
+        judged.append(folder)
+        labels = test.labels[order.perm]
+        flips = test.labels[order.flip]
+        result = {"ok": True, "params": params, "macs": macs, "structured_mac_share": 0.0,
+                  "layers": [{"layer": "fc", "op": "matmul", "params": params, "macs": macs}],
+                  "measured": measured or {"weight_bits": 32, "activation_bits": 32},
+                  "predictions": np.asarray(answer(labels)).tolist(),
+                  "flip_predictions": np.asarray((flip_answer or answer)(flips)).tolist(),
+                  "device": "stand-in", "torch_version": "none", "timings": {}, "warnings": []}
+        out = runner.Outcome(result=result, returncode=0, log="", seconds=0.0)
+        return evaluate._outcome(base, out, test, order, rules, folder, box)
+
+    monkeypatch.setattr(evaluate, "_stages", stages)
+    return judged

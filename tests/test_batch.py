@@ -137,7 +137,7 @@ def test_two_writers_of_one_results_folder_lose_and_corrupt_nothing(tmp_path):
     assert sorted(read(p).directory for p in records) == sorted(str(i) for i in range(60) for _ in range(2))
 
 
-@pytest.mark.slow
+@pytest.mark.release
 def test_kill_9_mid_batch_loses_nothing_leaves_no_worker_and_the_rerun_does_the_rest(tmp_path):
     """SIGKILL the harness while it judges the second of three submissions: the first record is whole,
     no worker survives it, and the same command with --skip-evaluated evaluates the other two."""

@@ -268,6 +268,7 @@ def test_agrees_with_ptflops_aten_backend_on_convolutions_and_linears(tmp_path):
     assert measured(model, tmp_path)["macs"] == ref
 
 
+@pytest.mark.release
 def test_cifar_resnet18(tmp_path):
     """The reference network of the score, counted by hand: convolutions and fc 555,422,720, the
     residual additions 2 x (64x32x32 + 128x16x16 + 256x8x8 + 512x4x4) = 245,760, the average pool

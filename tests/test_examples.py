@@ -60,7 +60,7 @@ def test_example_on_a_subset(capsys, tmp_path, real_subset, example):
 
 
 @needs_data
-@pytest.mark.slow
+@pytest.mark.release
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_on_the_whole_test_set(capsys, tmp_path, example):
     code, rec = evaluate(capsys, example, SHARED_DATA, tmp_path)
@@ -131,7 +131,7 @@ DOCKERED = ("baseline-cnn", "quant-w5a5-pruned")  # a float model and a brevitas
 
 
 @needs_data
-@pytest.mark.slow
+@pytest.mark.release
 @pytest.mark.parametrize("name", DOCKERED)
 def test_example_under_docker_gives_the_same_record(capsys, tmp_path, name):
     """The image built by docker/build.sh judges like bubblewrap on this machine: the same counts, score

@@ -1,10 +1,13 @@
-"""The hostile-submission suite (tests/hostile/), evaluated in one `evaluate` call under bubblewrap,
-and again under docker where an engine runs and the image is built (docker/build.sh).
+"""The hostile-submission suite (tests/hostile/), evaluated in one `evaluate` call under bubblewrap
+(default tier), and the cases whose outcome depends on the isolation again under docker (release
+tier, where an engine runs and the image is built: docker/build.sh).
 
 Every case must end as a clear record (status and message), the same under both, the harness
 must go on to the next submission, every record must be written, nothing may leak out of the
-sandbox and no process (nor container) may outlive the evaluation. CI installs bubblewrap and
-the Docker engine and builds the image (.ci/run), so all of these run there.
+sandbox and no process (nor container) may outlive the evaluation. The parent's refusals and the
+score attacks do not depend on where the stages run (the parent and stage 2's code are the same),
+so docker repeats only the sandbox cases. CI installs bubblewrap and the Docker engine and builds
+the image (.ci/run), so all of these run there.
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ EXPECTED = {
     "transformer": Case("ok", eligible=True, numbers={"params": 70_750, "macs": 5_440_138 + 4 * 4096 + 4618}),
     "mha": Case("ok", eligible=True, numbers={"params": 20_446, "macs": 1_770_122 + 4618}),
 }
+# what the isolation decides: the stages' limits, their view of the host, what their code may reach
+SANDBOXED = ("pickle_weights", "infinite_loop", "factory_raises", "memory_hog", "wrong_shape", "process_spawner",
+             "nan_output", "log_flood", "network_call", "forged_result", "result_nested", "disk_filler",
+             "writes_outside", "label_thief")
+CASES = {"bwrap": tuple(EXPECTED), "docker": SANDBOXED}
 GENERATED = [c for c, e in EXPECTED.items() if list(EXPECTED).index(c) >= list(EXPECTED).index("measure_patched")]
 SUITE_RULES = {"timeout_s": 60, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32,
                "submission_mb": 64}
@@ -111,12 +119,12 @@ class _Boom:
         return (os.system, (f"touch {self.path}",))
 
 
-def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
-    """Copy every case under `root`, with the weights, targets and marker files the cases need."""
+def prepare(root: Path, marker: str, targets: list[Path], cases=tuple(EXPECTED)) -> dict[str, Path]:
+    """Copy `cases` under `root`, with the weights, targets and marker files they need."""
     import torch
 
     dirs = {}
-    for case in EXPECTED:
+    for case in cases:
         folder = shutil.copytree(HOSTILE / case, root / case)
         dirs[case] = folder
         if case in REFUSED or case in GENERATED:
@@ -131,20 +139,27 @@ def prepare(root: Path, marker: str, targets: list[Path]) -> dict[str, Path]:
             torch.save({}, folder / "weights.pt")  # the model has no parameters, or never gets to load them
     # these cases share their honest networks (hostile/_shared/networks.py, copied beside their model.py)
     # and patch modules at import: their own factories save their weights, in a subprocess
-    for case in GENERATED:
+    generated = [c for c in GENERATED if c in dirs]
+    for case in generated:
         shutil.copy(HOSTILE / "_shared" / "networks.py", dirs[case] / "networks.py")
-    subprocess.run([sys.executable, str(HOSTILE / "_save_weights.py"), *(str(dirs[c]) for c in GENERATED)],
-                   check=True, capture_output=True, timeout=600)
+    if generated:
+        subprocess.run([sys.executable, str(HOSTILE / "_save_weights.py"), *(str(dirs[c]) for c in generated)],
+                       check=True, capture_output=True, timeout=600)
     _refused(root, dirs)
     for case in ("forged_result", "result_nested"):
-        shutil.copy(HOSTILE / "_shared" / "channel.py", dirs[case] / "channel.py")
-    (dirs["process_spawner"] / "marker.txt").write_text(marker)
-    (dirs["writes_outside"] / "targets.txt").write_text("\n".join(map(str, targets)))
+        if case in dirs:
+            shutil.copy(HOSTILE / "_shared" / "channel.py", dirs[case] / "channel.py")
+    if "process_spawner" in dirs:
+        (dirs["process_spawner"] / "marker.txt").write_text(marker)
+    if "writes_outside" in dirs:
+        (dirs["writes_outside"] / "targets.txt").write_text("\n".join(map(str, targets)))
     return dirs
 
 
 def _refused(root: Path, dirs: dict[str, Path]) -> None:
     """What the cases the parent must refuse hold besides model.py: links out, a FIFO, large files."""
+    if not set(REFUSED) <= set(dirs):
+        return
     outside = root / "outside"
     outside.mkdir()
     (outside / "host.yaml").write_text("team: secret-from-host\n")
@@ -189,19 +204,30 @@ def _problem(isolation: str) -> str | None:
     return sandbox.docker_problem(sandbox.DEFAULT_IMAGE)
 
 
-@pytest.fixture(scope="module", params=["bwrap", "docker"])
-def suite(tmp_path_factory, request):
-    """Evaluate every hostile case in one `python -m harness evaluate` call, under bwrap, then docker."""
-    isolation = request.param
-    if _problem(isolation) is not None:
-        pytest.skip(f"{isolation} unusable here: {_problem(isolation)}")
-    tmp = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module")
+def suites(tmp_path_factory):
+    """`suites(isolation)`: the cases of CASES[isolation] evaluated in one `python -m harness evaluate`
+    call under that isolation, once per module."""
+    done: dict[str, dict] = {}
+
+    def get(isolation: str) -> dict:
+        if _problem(isolation) is not None:
+            pytest.skip(f"{isolation} unusable here: {_problem(isolation)}")
+        if isolation not in done:
+            done[isolation] = _run_suite(tmp_path_factory.mktemp(f"hostile-{isolation}"), isolation)
+        return done[isolation]
+
+    return get
+
+
+def _run_suite(tmp: Path, isolation: str) -> dict:
+    cases = CASES[isolation]
     marker = f"hostile-{uuid.uuid4().hex[:12]}"
     cache, results, scratch = tmp / "cache", tmp / "results", tmp / "scratch"
     scratch.mkdir()
     targets = [REPO / f"{marker}.txt", Path.home() / f"{marker}.txt", results / f"{marker}.json",
                cache / f"{marker}.labels.npy", tmp / "cases" / "writes_outside" / "PWNED"]
-    dirs = prepare(tmp / "cases", marker, targets)
+    dirs = prepare(tmp / "cases", marker, targets, cases)
     data = write_folder(tmp / "data", *class_images())
     config = tmp / "rules.yaml"
     config.write_text(yaml.safe_dump({**SUITE_RULES, "isolation": isolation}))
@@ -216,14 +242,22 @@ def suite(tmp_path_factory, request):
         for target in targets[:2]:
             target.unlink(missing_ok=True)  # should never exist; never leave them behind
     records = json.loads(done.stdout) if done.stdout.strip() else []
-    return {"isolation": isolation, "done": done, "records": dict(zip(EXPECTED, records, strict=False)),
+    return {"isolation": isolation, "cases": cases, "done": done, "records": dict(zip(cases, records, strict=False)),
             "list": records, "results": results,
             "survivors": left, "leaked": leaked, "scratch": scratch, "dirs": dirs}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", list(EXPECTED))
-def test_each_case_ends_as_an_honest_record(suite, case):
+def _each(isolations=("bwrap", "docker"), per_case: bool = False) -> list:
+    """Parameters (isolation[, case]); docker's are in the release tier."""
+    marks = {"bwrap": (), "docker": (pytest.mark.release,)}
+    if not per_case:
+        return [pytest.param(i, marks=marks[i], id=i) for i in isolations]
+    return [pytest.param(i, c, marks=marks[i], id=f"{i}-{c}") for i in isolations for c in CASES[i]]
+
+
+@pytest.mark.parametrize(("isolation", "case"), _each(per_case=True))
+def test_each_case_ends_as_an_honest_record(suites, isolation, case):
+    suite = suites(isolation)
     want = EXPECTED[case]
     rec = suite["records"].get(case)
     assert rec is not None, suite["done"].stderr[-3000:]
@@ -248,20 +282,22 @@ def test_each_case_ends_as_an_honest_record(suite, case):
         assert suite["leaked"] == []  # and nothing reached the host
 
 
-@pytest.mark.slow
-def test_one_call_records_every_case_and_goes_on(suite):
+@pytest.mark.parametrize("isolation", _each())
+def test_one_call_records_every_case_and_goes_on(suites, isolation):
+    suite = suites(isolation)
     done, records = suite["done"], suite["list"]
     assert done.returncode == 3, done.stderr[-3000:]  # the worst status: an error
-    assert [Path(r["directory"]).name for r in records] == list(EXPECTED)  # none skipped, in order
+    assert [Path(r["directory"]).name for r in records] == list(suite["cases"])  # none skipped, in order
     files = sorted(suite["results"].glob("*.json"))
-    assert len(files) == len(EXPECTED)  # every record written, none lost, no forged one
+    assert len(files) == len(suite["cases"])  # every record written, none lost, no forged one
     assert sorted(read(f).directory for f in files) == sorted(str(d) for d in suite["dirs"].values())
     ran = [r for r in records if r["status"] != "invalid" or "expected [16, 10]" in r["errors"][0]]
     assert ran and all(r["provenance"]["isolation"] == suite["isolation"] for r in ran)
 
 
-@pytest.mark.slow
-def test_no_process_outlives_the_evaluation_and_nothing_leaks(suite):
+@pytest.mark.parametrize("isolation", _each())
+def test_no_process_outlives_the_evaluation_and_nothing_leaks(suites, isolation):
+    suite = suites(isolation)
     assert suite["survivors"] == []
     assert suite["leaked"] == []
     assert list(suite["scratch"].iterdir()) == []  # every scratch folder removed

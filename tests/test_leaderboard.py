@@ -388,3 +388,21 @@ def test_config_sets_the_threshold_line(tmp_path):
     assert main(["leaderboard", "--config", str(cfg), "--results", str(tmp_path / "r"), "--out",
                  str(tmp_path / "o")]) == 0
     assert "accuracy ≥ 85%" in (tmp_path / "o" / "leaderboard.md").read_text()
+
+
+def test_records_made_with_different_package_versions_are_said_so(tmp_path):
+    def made_with(team: str, torch_version: str | None) -> Record:
+        r = make(team)
+        if torch_version is not None:
+            r.provenance.packages = {"python": "3.11.7", "torch": torch_version, "numpy": "2.4.6"}
+        return r
+
+    same = board_of(write_all(tmp_path / "same", [made_with("a", "2.14.1"), made_with("b", "2.14.1")]))
+    assert same.mixed_versions() == {} and "package versions" not in tables.to_markdown(same)
+    mixed = board_of(write_all(tmp_path / "mixed", [made_with("a", "2.14.1"), made_with("b", "2.15.0"),
+                                                    made_with("c", None)]))  # c: made before versions were kept
+    assert mixed.mixed_versions() == {"numpy": ["2.4.6", "unrecorded"], "python": ["3.11.7", "unrecorded"],
+                                      "torch": ["2.14.1", "2.15.0", "unrecorded"]}
+    text = tables.to_markdown(mixed)
+    assert "records made with different package versions: numpy 2.4.6 / unrecorded" in text
+    assert "torch 2.14.1 / 2.15.0 / unrecorded" in text

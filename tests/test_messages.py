@@ -37,6 +37,12 @@ def test_weights_saved_from_data_parallel_get_the_way_to_strip_the_prefix(tmp_pa
         loader.build(submission(tmp_path, state), "model.py", "build_model", "weights.pt")
 
 
+def test_weights_that_do_not_match_the_model_name_the_keys(tmp_path):
+    state = {"1.weight": torch.zeros(10, 3072), "extra": torch.zeros(1)}
+    with pytest.raises(SubmissionError, match=r"missing keys: 1\.bias; unexpected keys: extra"):
+        loader.build(submission(tmp_path, state), "model.py", "build_model", "weights.pt")
+
+
 def test_a_training_checkpoint_gets_told_to_save_its_state_dict_alone(tmp_path):
     ckpt = {"epoch": 30, "state_dict": good_state(), "best_acc": 0.91}
     with pytest.raises(SubmissionError, match=r"training checkpoint: .*torch\.save\(checkpoint\['state_dict'\]"):
@@ -64,18 +70,17 @@ def test_help_names_the_contract_the_formula_and_the_exit_codes():
         assert "submissions/README.md" in text and "max(q_w,q_a)" in text and "3 error while running" in text
 
 
-def test_a_0_255_normalisation_and_a_one_class_model_are_pointed_out(capsys, tmp_path, folder_data):
+def test_a_0_255_normalisation_and_a_one_class_model_are_pointed_out(capsys, tmp_path, folder_data, monkeypatch):
     import json
 
     from harness.cli import main
 
-    from .conftest import make_submission
+    from .conftest import make_submission, stand_in_stages
 
     sub = make_submission(tmp_path / "s", MODEL, manifest={"model": {"normalize": {
-        "mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}}}, state={
-        "1.weight": torch.zeros(10, 3072), "1.bias": torch.eye(10)[3]})  # always class 3
-    code = main(["evaluate", str(sub), "--data", str(folder_data), "--results", str(tmp_path / "r"), "--json",
-                 "--isolation", "none"])
+        "mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}}})
+    stand_in_stages(monkeypatch, answer=lambda labels: labels * 0 + 3)  # always class 3
+    code = main(["evaluate", str(sub), "--data", str(folder_data), "--results", str(tmp_path / "r"), "--json"])
     rec = json.loads(capsys.readouterr().out)
     assert code == 1 and rec["accuracy"] == pytest.approx(0.1)
     assert any("look like a 0-255 scale" in w and "divide both by 255" in w for w in rec["warnings"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -188,7 +189,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("isolation", ["none", "bwrap", "docker"])
+@pytest.mark.parametrize("isolation", ["none", "bwrap", pytest.param("docker", marks=pytest.mark.release)])
 @pytest.mark.parametrize("limit", ["time", "memory", "processes", "log"])
 def test_limits_kill_the_whole_tree_with_the_same_words_in_every_isolation(monkeypatch, tmp_path, isolation, limit):
     problem = {"none": None, "bwrap": sandbox.bwrap_problem(), "docker": sandbox.docker_problem(sandbox.DEFAULT_IMAGE)}
@@ -310,17 +311,24 @@ def test_without_bwrap_auto_runs_unconfined_and_says_so(monkeypatch, oracle):
 
 
 def test_dockerfile_installs_the_project_like_ci():
+    """The image installs the project as .ci/run does: the same extras, the same lock."""
     dockerfile = (REPO / "docker" / "Dockerfile").read_text()
-    base = re.search(r"^ARG BASE=pytorch/pytorch:(\d+)\.(\d+)\.\d+-cuda[\d.]+-cudnn\d+-runtime$", dockerfile, re.M)
-    assert base and re.search(r"^FROM \$\{?BASE\}?", dockerfile, re.M)
-    pyproject = (REPO / "pyproject.toml").read_text()
-    floor = re.search(r'"torch>=(\d+)\.(\d+)"', pyproject)
-    assert tuple(map(int, base.groups())) >= tuple(map(int, floor.groups()))  # the image's torch satisfies it
-    for needed in ("pyproject.toml", "README.md", "harness"):  # what `pip install .` reads (readme, packages)
+    assert re.search(r"^ARG BASE=python:3\.11[\w.-]*$", dockerfile, re.M)  # the lock is made for Python 3.11
+    assert re.search(r"^FROM \$\{?BASE\}?", dockerfile, re.M)
+    for needed in ("pyproject.toml", "README.md", "harness", "requirements"):  # what `pip install .` reads
         assert re.search(rf"^COPY .*\b{re.escape(needed)}\b", dockerfile, re.M), needed
     ci = (REPO / ".ci" / "run").read_text()
-    extras = re.search(r"pip install [^\n]*-e '(\.\[\w+\])'", ci).group(1)
-    assert re.search(rf"pip install [^\n]*'{re.escape(extras)}'", dockerfile)  # same project, same extras
+    install = re.search(r"pip install [^\n]*-c (\S+) -e '(\.\[\w+\])'", ci)
+    assert install, "`.ci/run` installs with the lock as constraints"
+    assert re.search(rf"pip install [^\n]*-c {re.escape(install.group(1))} '{re.escape(install.group(2))}'",
+                     dockerfile)  # same lock, same project, same extras
     readme = (REPO / "docker" / "README.md").read_text()
     assert f"docker build -f docker/Dockerfile -t {load_rules().docker_image.split(':')[0]} ." in readme
     assert "--gpus all" in readme
+
+
+def test_an_image_built_from_another_lock_is_refused(monkeypatch):
+    lock = (REPO / "requirements" / "lock.txt").read_bytes()
+    assert sandbox._lock_problem("img", hashlib.sha256(lock).hexdigest()) is None
+    assert sandbox._lock_problem("img", "") is None  # built by hand, without the label: nothing to compare
+    assert "another requirements/lock.txt" in sandbox._lock_problem("img", "0" * 64)

@@ -78,7 +78,9 @@ def run_page(entry: Entry, board: Board) -> str:
                   _table(["layer", "op", "weights", "MACs", "zeros", "w bits", "a bits"], rows, numeric=range(2, 7))]
     p = r.provenance
     prov = [["harness", p.harness_version], ["scoring version", p.scoring_version], ["isolation", p.isolation or ""],
-            ["device", p.device or ""], ["torch", p.torch_version or ""], ["test set sha256", p.dataset_sha256 or ""],
+            ["device", p.device or ""], ["torch", p.torch_version or ""],
+            *([k, v] for k, v in sorted(p.packages.items()) if k != "torch"),
+            ["test set sha256", p.dataset_sha256 or ""],
             ["submission sha256", p.submission_sha256 or ""], ["record", entry.path.name]]
     prov += [[f"rule {k}", _value(v)] for k, v in sorted(p.rules.items())]
     parts += ["<h2>Provenance</h2>", _table(["", ""], prov, heads=False)]

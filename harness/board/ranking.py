@@ -96,6 +96,17 @@ class Board:
     def team_entries(self, team: str) -> list[Entry]:
         return sorted((e for e in self.collection.entries if e.record.team == team), key=lambda e: e.time)
 
+    def mixed_versions(self) -> dict[str, list[str]]:
+        """Packages whose version differs between the scored records of this board (the measuring
+        stage's versions; "unrecorded" for records made before versions were recorded)."""
+        seen: dict[str, set[str]] = {}
+        scored = [e.record for e in self.collection.entries if e.record.status == "ok"]
+        names = {k for r in scored for k in r.provenance.packages}
+        for r in scored:
+            for name in names:
+                seen.setdefault(name, set()).add(r.provenance.packages.get(name, "unrecorded"))
+        return {k: sorted(v) for k, v in sorted(seen.items()) if len(v) > 1}
+
     @property
     def teams(self) -> list[str]:
         return [r.team for r in self.ranked + self.unranked]

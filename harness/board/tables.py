@@ -136,6 +136,10 @@ def _summary(board: Board) -> str:
             f"{len(c.entries)} evaluations; updated {_when(board.generated)}")
     if c.skipped:
         text += f"; {len(c.skipped)} unreadable record{'s' if len(c.skipped) != 1 else ''} skipped"
+    mixed = board.mixed_versions()
+    if mixed:
+        text += ("; records made with different package versions: "
+                 + ", ".join(f"{k} {' / '.join(v)}" for k, v in mixed.items()))
     return text
 
 

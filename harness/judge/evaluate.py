@@ -34,8 +34,9 @@ from .data import TestSet
 
 FLIP_SEED = 0  # the flip subset is the same for everyone
 ONE_CLASS_SHARE = 0.5  # warn when one class takes more than this share of the answers
-_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "timeout_s", "memory_mb", "max_processes",
-             "scratch_mb", "submission_mb"}
+# The rules a record depends on (its provenance; --skip-evaluated repeats an evaluation when one differs).
+_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "flip_subset", "flip_gap", "probe_images",
+             "timeout_s", "memory_mb", "max_processes", "scratch_mb", "submission_mb"}
 
 
 def accuracy(predictions, labels) -> float:
@@ -204,7 +205,7 @@ def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules
         detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         return Record(status="error", errors=[f"the measuring stage returned a malformed result ({detail})"],
                       reasons=["error while running"], timings={"worker": round(out.seconds, 3)}, **base)
-    prov.device, prov.torch_version = res.device, res.torch_version
+    prov.device, prov.torch_version, prov.packages = res.device, res.torch_version, dict(res.packages)
     rec = Record(status="ok", params=res.params, macs=res.macs, layers=[Layer(**r.model_dump()) for r in res.layers],
                  measured=res.measured, structured_mac_share=res.structured_mac_share,
                  warnings=list(res.warnings), timings={**res.timings, "worker": round(out.seconds, 3)}, **base)

@@ -26,6 +26,7 @@ into a `Sandbox`. The limits themselves (time, memory, processes, log size) are 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 import re
@@ -43,6 +44,7 @@ IMAGES = "/data/images.npy"
 INBOX = "/in"
 SCRATCH = "/tmp"  # the worker's working folder and writable space (a tmpfs)
 DEFAULT_IMAGE = "cifar10-harness:latest"
+LOCK_LABEL = "cifar10-harness.lock"  # docker/build.sh: the sha256 of requirements/lock.txt
 # Variables the worker may inherit (threading and CUDA settings); everything else is cleared.
 PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "CUBLAS_WORKSPACE_CONFIG",
@@ -129,15 +131,27 @@ def docker_problem(image: str) -> str | None:
     if shutil.which("docker") is None:
         return "no `docker` command on PATH"
     try:
-        done = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "' + LOCK_LABEL
+                               + '"}}', image], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"docker cannot run: {err}"
     if done.returncode == 0:
-        return None
+        return _lock_problem(image, done.stdout.strip())
     if "daemon" in done.stderr or "connect" in done.stderr:
         return f"no Docker engine answers ({done.stderr.strip().splitlines()[-1][:200]}); start one"
     return f"the image {image} is not built here; build it with `bash docker/build.sh`"
+
+
+def _lock_problem(image: str, label: str) -> str | None:
+    """The image must hold the packages of this checkout's lock (docker/build.sh labels it with the
+    lock's sha256): records made in it would otherwise name other versions than a local run's."""
+    lock = Path(__file__).resolve().parents[2] / "requirements" / "lock.txt"
+    if not label or label == "<no value>" or not lock.is_file():
+        return None  # built by hand, or an installed harness without its checkout: nothing to compare
+    if hashlib.sha256(lock.read_bytes()).hexdigest() != label:
+        return (f"the image {image} was built from another requirements/lock.txt than this checkout's; "
+                "rebuild it with `bash docker/build.sh`")
+    return None
 
 
 def worker_argv(python: str, stage: str) -> list[str]:

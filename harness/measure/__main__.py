@@ -20,6 +20,9 @@ from .. import wire
 from ..errors import EXIT_ERROR, HarnessError, RunError, dtype_hint
 from ..jobs import RESULT, Failure, MeasureJob
 
+# Packages whose version can change a count or a prediction: export decompositions, kernels, fake
+# quantisation, image decoding, the arithmetic of the checks. Their versions go into every record.
+PACKAGES = ("torch", "torchvision", "brevitas", "numpy", "pillow")
 BATCH = {"cpu": 250, "cuda": 1000}  # images per forward pass when the rules leave it unset (benchmarks/)
 PROBE_SEED = 0
 # Largest change of a logit, relative to the largest logit, when the same images come in another batch.
@@ -78,7 +81,7 @@ def run(job: MeasureJob) -> dict:
             _batch_independent(probe_logits, g.run(x.flip(0)).flip(0), "reordered")
         g.channels_last(x[:2])
     timings["profile"] = time.perf_counter() - t
-    result.update(device=_describe(device), torch_version=torch.__version__, warnings=[])
+    result.update(device=_describe(device), torch_version=torch.__version__, packages=versions(), warnings=[])
     if images is not None and job.predict:
         t = time.perf_counter()
         batch = job.batch_size or BATCH.get(device.type, BATCH["cpu"])
@@ -167,6 +170,27 @@ def _pin_float32(torch) -> None:
     else:
         cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     cudnn.deterministic, cudnn.benchmark = True, False
+
+
+def versions() -> dict[str, str]:
+    """The versions of Python and of every package that can change a count or a prediction, as this
+    stage runs them (under docker: the image's, not the parent's)."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    found["torch"] = torch.__version__  # with its build tag (+cu130, +cpu)
+    found["cuda"] = torch.version.cuda or "none"
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    found["cudnn"] = str(cudnn) if cudnn else "none"
+    return found
 
 
 def _device(name: str):

@@ -12,6 +12,12 @@ This reader uses none of that. It takes from the zip only
 * `data/weights|constants/*_config.json` and the raw tensor files they name: bytes turned into
   tensors by dtype, shape and strides, bounds-checked; pickled payloads are refused.
 
+Every name of the graph is an identifier, defined once (the image, the stored tensors, then each
+operation's outputs, in order) and before anything reads it; the model's own names for its tensors
+are printable ASCII. Sizes are bounded: files, JSON, operations, and the elements stored tensors
+hold (a view of a few bytes with zero strides must not stand for terabytes). Whatever an error
+quotes from the archive is escaped, so a message is one printable line.
+
 Everything else in the archive (sample inputs, metadata, stack traces, guards) is never read.
 """
 
@@ -20,7 +26,9 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
+from math import prod
 from pathlib import Path
 
 import torch
@@ -32,13 +40,16 @@ MAX_JSON_BYTES = 64 * 2**20  # the graph's JSON
 MAX_TENSOR_BYTES = 4 * 2**30  # all stored tensors together
 MAX_NODES = 20_000  # operations in one graph
 MAX_ENTRIES = 100_000  # files in the archive
+MAX_DIM = 2**62  # a stored tensor's sizes, strides and offset
 _DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16,
            7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
 _MEMORY_FORMATS = {0: None, 1: torch.contiguous_format, 2: torch.channels_last, 4: torch.preserve_format}
 _STRIDED = 7  # schema.Layout.Strided
 _LITERALS = ("as_int", "as_ints", "as_float", "as_floats", "as_bool", "as_bools", "as_string", "as_strings")
 _QUANTISER = re.compile(r"\.\w+_quant(?:\.|$)")  # brevitas: layer.weight_quant..., layer.act_quant...
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")  # fullmatch: `$` would let a trailing newline in
+_FQN = re.compile(r"[!-~]{1,300}")  # a model's name for a tensor: printable ASCII, no spaces
+_PART = r"[A-Za-z0-9_.\-]+"  # the archive's root folder and model name
 
 
 class ArchiveError(SubmissionError):
@@ -93,14 +104,15 @@ def read(path: str | Path) -> Program:
     except zipfile.BadZipFile as err:
         raise ArchiveError(f"the exported program is not a .pt2 archive ({err})") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as err:
-        raise ArchiveError(f"the exported program is malformed ({type(err).__name__}: {str(err)[:200]})") from None
+        raise ArchiveError(f"the exported program is malformed ({type(err).__name__}: {_shown(str(err)[:200])})") \
+            from None
 
 
 def _read(z: zipfile.ZipFile) -> Program:
     infos = z.infolist()
     if len(infos) > MAX_ENTRIES:
         raise ArchiveError(f"the archive holds {len(infos)} files, more than {MAX_ENTRIES}")
-    models = [i.filename for i in infos if re.fullmatch(r"[^/]+/models/[^/]+\.json", i.filename)]
+    models = [i.filename for i in infos if re.fullmatch(f"{_PART}/models/{_PART}\\.json", i.filename)]
     if len(models) != 1:
         raise ArchiveError(f"expected one exported model in the archive, found {len(models)}")
     root, model = models[0].split("/models/")
@@ -110,25 +122,25 @@ def _read(z: zipfile.ZipFile) -> Program:
     graph, signature = graph_module["graph"], graph_module["signature"]
     if graph.get("custom_obj_values"):
         raise ArchiveError("the graph holds custom objects (torchbind); only tensors are accepted")
-    budget = [MAX_TENSOR_BYTES]
+    budget = [MAX_TENSOR_BYTES, MAX_TENSOR_BYTES]  # bytes left to read; bytes left for tensors to stand for
     weights = _payloads(z, f"{root}/data/weights", f"{model}_weights_config.json", budget)
     constants = _payloads(z, f"{root}/data/constants", f"{model}_constants_config.json", budget)
-    stored, user_inputs = {}, []
+    stored, user_inputs, defined = {}, [], set()
     for spec in signature["input_specs"]:
         (kind, body), = spec.items()
         if kind == "user_input":
-            user_inputs.append(_name(body["arg"]["as_tensor"]["name"]))
+            user_inputs.append(_define(_name(body["arg"]["as_tensor"]["name"]), defined, "the graph's inputs"))
             continue
         fqn_key = {"parameter": "parameter_name", "buffer": "buffer_name", "tensor_constant": "tensor_constant_name"}
         if kind not in fqn_key:
             raise ArchiveError(f"the graph takes an input of kind {kind!r}; "
                                "only tensors and one image batch are accepted")
-        fqn = str(body[fqn_key[kind]])[:300]
+        fqn = _fqn(body[fqn_key[kind]])
         source = weights if fqn in weights else constants
         if fqn not in source:
             raise ArchiveError(f"stored tensor {fqn!r} is missing from the archive")
         tensor, storage = source[fqn]
-        name = _name(body["arg"]["name"])
+        name = _define(_name(body["arg"]["name"]), defined, "the graph's inputs")
         stored[name] = Stored(name=name, fqn=fqn, kind={"tensor_constant": "constant"}.get(kind, kind),
                               tensor=tensor, storage=storage)
     if len(user_inputs) != 1:
@@ -140,13 +152,22 @@ def _read(z: zipfile.ZipFile) -> Program:
     nodes = graph["nodes"]
     if len(nodes) > MAX_NODES:
         raise ArchiveError(f"the graph has {len(nodes)} operations, more than the {MAX_NODES} allowed")
-    unknown = sorted({str(n["target"])[:120] for n in nodes if ops.lookup(str(n["target"])) is None})
+    unknown = sorted({_shown(str(n["target"])[:120]) for n in nodes if ops.lookup(str(n["target"])) is None})
     if unknown:
         raise ArchiveError(ops.refusal(unknown))
+    program_nodes = [_node(n) for n in nodes]
+    for node in program_nodes:  # one pass in order: each name defined once, before it is read
+        for ref in _refs((node.args, node.kwargs)):
+            if ref not in defined:
+                raise ArchiveError(f"operation {node.name!r} ({node.op.name}) reads {ref!r} before it is defined")
+        for name in _flat(node.outputs):
+            _define(name, defined, f"operation {node.name!r}")
+    if output not in defined:
+        raise ArchiveError(f"the model's output {output!r} is never computed")
     sizes = {}
     for _, (tensor, storage) in {**weights, **constants}.items():
         sizes[storage] = max(sizes.get(storage, 0), tensor.untyped_storage().nbytes() // tensor.element_size())
-    return Program(stored=stored, input=user_inputs[0], nodes=[_node(n) for n in nodes], output=output,
+    return Program(stored=stored, input=user_inputs[0], nodes=program_nodes, output=output,
                    storage_sizes=sizes)
 
 
@@ -162,7 +183,8 @@ def _node(raw: dict) -> Node:
         else:
             args.append(value)
     outputs = tuple(_output(o) for o in raw["outputs"])
-    return Node(name=_name(raw.get("name") or "node"), op=op, args=tuple(args), kwargs=kwargs, outputs=outputs)
+    name = raw.get("name")  # absent (None) in archives of older torch versions
+    return Node(name=_name("node" if name is None else name), op=op, args=tuple(args), kwargs=kwargs, outputs=outputs)
 
 
 def _arg(arg: dict):
@@ -206,6 +228,8 @@ DEVICE = object()  # stands for the run device; `harness.measure.graph` substitu
 def _literal(kind: str, value):
     types = {"as_int": int, "as_ints": int, "as_float": (int, float), "as_floats": (int, float),
              "as_bool": bool, "as_bools": bool, "as_string": str, "as_strings": str}[kind]
+    if isinstance(value, list) != kind.endswith("s"):
+        raise ArchiveError(f"a malformed {kind} argument")
     items = value if isinstance(value, list) else [value]
     if kind in ("as_float", "as_floats"):
         items = [float(v) if v in ("Infinity", "-Infinity", "NaN") else v for v in items]
@@ -238,17 +262,56 @@ def _output(out: dict):
 
 
 def _name(text) -> str:
-    if not isinstance(text, str) or not _NAME.match(text):
+    if not isinstance(text, str) or not _NAME.fullmatch(text):
         raise ArchiveError(f"a malformed name in the graph: {str(text)[:60]!r}")
     return text
+
+
+def _fqn(text) -> str:
+    if not isinstance(text, str) or not _FQN.fullmatch(text):
+        raise ArchiveError(f"a malformed name of a stored tensor: {str(text)[:60]!r} "
+                           "(printable ASCII without spaces, at most 300 characters)")
+    return text
+
+
+def _define(name: str, defined: set[str], where: str) -> str:
+    if name in defined:
+        raise ArchiveError(f"the name {name!r} is defined twice (again by {where})")
+    defined.add(name)
+    return name
+
+
+def _refs(value) -> list[str]:
+    """The names a node's arguments read."""
+    if isinstance(value, Ref):
+        return [value.name]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _refs(v)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
+    return []
+
+
+def _flat(outputs: tuple) -> list[str]:
+    """The names a node's outputs define."""
+    return [n for o in outputs for n in (o if isinstance(o, tuple) else (o,)) if n is not None]
+
+
+def _shown(text: str) -> str:
+    """Text from the archive, quotable in a one-line message: control characters and non-ASCII escaped."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _bytes(z: zipfile.ZipFile, name: str, limit: int) -> bytes:
     info = z.getinfo(name)
     if info.file_size > limit:
         raise ArchiveError(f"{name}: {info.file_size:,} bytes, over the {limit:,} allowed")
-    with z.open(info) as f:
-        data = f.read(limit + 1)
+    try:
+        with z.open(info) as f:
+            data = f.read(limit + 1)
+    except (RuntimeError, NotImplementedError, EOFError, zlib.error) as err:  # encrypted, unknown compression,
+        # corrupt stream (a bad CRC is zipfile.BadZipFile, which `read` reports)
+        raise ArchiveError(f"{name} cannot be read ({type(err).__name__}: {_shown(str(err)[:120])})") from None
     if len(data) > limit:
         raise ArchiveError(f"{name}: larger than it says")
     return data
@@ -268,11 +331,12 @@ def _payloads(z: zipfile.ZipFile, folder: str, config_name: str, budget: list[in
             raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} is pickled; the judge never unpickles")
         file = str(meta["path_name"])
         if not re.fullmatch(r"(weight|tensor)_\d+", file):
-            raise ArchiveError(f"stored object {str(fqn)[:100]!r} is not a tensor ({file[:40]})")
+            raise ArchiveError(f"stored object {str(fqn)[:100]!r} is not a tensor ({file[:40]!r})")
         tm = meta["tensor_meta"]
         dtype = _DTYPES.get(tm["dtype"])
         if dtype is None:
-            raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} has an unsupported dtype code {tm['dtype']!r}")
+            raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} has an unsupported dtype code "
+                               f"{str(tm['dtype'])[:20]!r}")
         if file not in files:
             data = _bytes(z, f"{folder}/{file}", budget[0])
             budget[0] -= len(data)
@@ -285,8 +349,13 @@ def _payloads(z: zipfile.ZipFile, folder: str, config_name: str, budget: list[in
         sizes = [_int(s) for s in tm["sizes"]]
         strides = [_int(s) for s in tm["strides"]]
         offset = _int(tm["storage_offset"])
-        if len(sizes) != len(strides) or min(sizes + strides + [offset], default=0) < 0:
+        every = sizes + strides + [offset]
+        if len(sizes) != len(strides) or len(sizes) > 64 or min(every) < 0 or max(every) > MAX_DIM:
             raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} has a malformed shape")
+        budget[1] -= prod(max(n, 1) for n in sizes) * flat.element_size()  # zero strides repeat bytes
+        if budget[1] < 0:
+            raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} stands for {prod(sizes):,} elements: the stored "
+                               f"tensors would hold over {MAX_TENSOR_BYTES:,} bytes")
         last = offset + sum((n - 1) * s for n, s in zip(sizes, strides, strict=True)) if all(sizes) else -1
         if last >= flat.numel():
             raise ArchiveError(f"stored tensor {str(fqn)[:100]!r} reaches past its file")
