@@ -216,10 +216,12 @@ def _show(records, args) -> None:
         dumped = [json.loads(r.model_dump_json(exclude=exclude if r.kind == "profile" else None)) for r in records]
         print(json.dumps(dumped[0] if len(dumped) == 1 else dumped, indent=2))
         return
-    for r in records:
-        print(render(r))
+    from .jobs import plain
+
+    for r in records:  # a terminal gets plain text, whatever a record holds (JSON escapes by itself)
+        print(plain(render(r)))
         if args.debug and r.traceback:
-            print(r.traceback, file=sys.stderr)
+            print(plain(r.traceback), file=sys.stderr)
 
 
 def _worst(records) -> int:

@@ -94,11 +94,20 @@ class Failure(_Strict):
 
 
 def plain(text: str) -> str:
-    """`text` without terminal escape sequences (colours, bold: torch's messages carry some)."""
-    return _ANSI.sub("", text)
+    """`text` as plain text: without terminal escape sequences (colours, bold: torch's messages carry
+    some), removed until none is left (a sequence nested in another reappears when the outer one
+    goes), and without any other control character but newline and tab (a carriage return would
+    let a message write over the lines before it)."""
+    for _ in range(len(text) + 1):
+        shorter = _ANSI.sub("", text)
+        if shorter == text:
+            break
+        text = shorter
+    return _CONTROL.sub("", text)
 
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FULL_BELOW = 2**20  # bytes: a stage's writable space with less free is full
 _SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 

@@ -21,7 +21,7 @@ import math
 
 from .record import Compression, Score
 
-SCORING_VERSION = "2"  # bump when the formula or the claim rules change
+SCORING_VERSION = "3"  # bump when the formula, the cost model or the claim rules change
 FULL_BITS = 32
 # The CIFAR ResNet18 (benchmarks/models.py), the reference model of the score, as the judge counts
 # it: convolutions and fc 555,422,720 MACs, residual additions 245,760, average pool 8,192.

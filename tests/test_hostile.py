@@ -31,7 +31,9 @@ from harness.record import read
 from .conftest import REPO, class_images, write_folder
 
 HOSTILE = Path(__file__).with_name("hostile")
-HONEST_BIG = {"params": 1_055_134, "macs": 1_938_964}  # the big honest network of several cases (ATTACKS.md)
+# the big honest network of several cases (ATTACKS.md): its max pool reads 32 x 32 x 32 values (one
+# accumulate each) and the oracle takes the maximum of two levels (one), since the closed cost model
+HONEST_BIG = {"params": 1_055_134, "macs": 1_938_964 + 32_768 + 1}
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ EXPECTED = {
     "pickle_weights": Case("invalid", "weights_only=True"),
     "infinite_loop": Case("error", "time limit of"),
     "factory_raises": Case("error", "build_model() raised ValueError: no model today"),
-    "memory_hog": Case("error", "memory limit of 1200 MiB"),
+    "memory_hog": Case("error", "memory limit of 2400 MiB"),
     "wrong_shape": Case("invalid", "expected [16, 10]"),
     "process_spawner": Case("error", "process limit of 48"),
     "nan_output": Case("error", "NaN"),
@@ -81,18 +83,37 @@ EXPECTED = {
     "negative_counts": Case("ok", eligible=True, numbers=HONEST_BIG),
     "dispatch_escape": Case("invalid", "does not export with torch.export"),
     "dispatch_escape_c": Case("invalid", "does not export with torch.export"),
-    "decoy": Case("ok", "weight_bits: declared 1, measured 4", numbers={"params": 11}),  # judged as the decoy
+    "decoy": Case("ok", "weight_bits: declared 1, measured", numbers={"params": 11}),  # judged as the decoy
     "params_as_buffers": Case("ok", eligible=True, numbers=HONEST_BIG),
     "zero_padding": Case("ok", eligible=True, score_at_least=0.006643),  # the score without the padding
-    "unfold_conv": Case("ok", eligible=True, numbers={"params": 468, "macs": 388_800 + 14_000}),
+    "unfold_conv": Case("ok", eligible=True, numbers={"params": 468, "macs": 388_800 + 14_000 + 14_400 + 1}),
     "fft_conv": Case("invalid", "FFT has no multiply-accumulate rule"),
     "einsum_conv": Case("ok", "weight_bits: declared 1, measured 32"),
     "one_value_channels": Case("ok", "weight_bits: declared 1, measured 32"),
     "order_lookup": Case("ok", accuracy_at_most=0.3),
     "images_file_lookup": Case("invalid", "does not export with torch.export"),
     "torch_ao": Case("invalid", "torch.ao quantized modules"),
-    "transformer": Case("ok", eligible=True, numbers={"params": 70_750, "macs": 5_440_138 + 4 * 4096 + 4618}),
-    "mha": Case("ok", eligible=True, numbers={"params": 20_446, "macs": 1_770_122 + 4618}),
+    # attention as the closed cost model counts it (L = 64, E = 64, H = 4): the in-projection's bias added
+    # apart (L x 3E), the softmax and the any() of export's masked softmax (H x L x L each), two layer
+    # norms per encoder layer (statistics and affine: 2 x L x E each), the oracle's maximum (1)
+    "transformer": Case("ok", eligible=True, numbers={"params": 70_750, "macs": 5_440_138 + 4 * 4096 + 4618 + 2 * (
+        64 * 192 + 2 * 4 * 64 * 64 + 2 * (2 * 64 * 64)) + 1}),
+    "mha": Case("ok", eligible=True, numbers={"params": 20_446, "macs": 1_770_122 + 4618 + 64 * 192 + 2 * 4 * 64 * 64
+                                                                         + 1}),
+    # inside the exported graph: the closed cost model (ATTACKS.md, round 3; each model.py's HONEST header)
+    "norm_stats_weights": Case("ok", eligible=True, numbers={"params": 1_820, "macs": 1_583_655 + 1},
+                               score_at_least=0.00598),  # the oracle's maximum: one accumulate
+    "graph_literals": Case("ok", eligible=True, score_at_least=0.0012, numbers={"macs": 27_698 + 1}),
+    "stored_lookup": Case("ok", "weight_bits: declared 4, measured 32", numbers={"params": 6_975}),
+    "where_products": Case("ok", "weight_bits: declared 4, measured 32", score_at_least=0.002156),
+    "free_reductions": Case("ok", eligible=True, numbers={"params": 468}, score_at_least=0.001498),
+    "probe_decoy": Case("invalid", "computes with its batch size"),
+    "mixed_use_credit": Case("ok", "unstructured_pruning: declared 0.9300", score_at_least=0.0363),
+    "broadcast_mask": Case("ok", "unstructured_pruning: declared 0.9900, measured only 0.5015",
+                           numbers={"params": 196_884}, score_at_least=0.0029),
+    "budget_bomb": Case("error", "beyond the judge's budget"),
+    "escape_names": Case("error", "raised ValueError"),
+    "pruned_twice": Case("ok", eligible=True, numbers={"params": 244}, score_at_least=0.00146),
 }
 # what the isolation decides: the stages' limits, their view of the host, what their code may reach
 SANDBOXED = ("pickle_weights", "infinite_loop", "factory_raises", "memory_hog", "wrong_shape", "process_spawner",
@@ -100,7 +121,7 @@ SANDBOXED = ("pickle_weights", "infinite_loop", "factory_raises", "memory_hog", 
              "writes_outside", "label_thief")
 CASES = {"bwrap": tuple(EXPECTED), "docker": SANDBOXED}
 GENERATED = [c for c, e in EXPECTED.items() if list(EXPECTED).index(c) >= list(EXPECTED).index("measure_patched")]
-SUITE_RULES = {"timeout_s": 60, "memory_mb": 1200, "max_processes": 48, "scratch_mb": 32,
+SUITE_RULES = {"timeout_s": 60, "memory_mb": 2400, "max_processes": 48, "scratch_mb": 32,
                "submission_mb": 64}
 REFUSED = ("broken_yaml", "unknown_key", "missing_file", "manifest_link", "weights_link", "huge_manifest",
            "yaml_aliases", "bad_team", "fifo_file", "big_files")  # never built: no weights needed
@@ -271,6 +292,9 @@ def test_each_case_ends_as_an_honest_record(suites, isolation, case):
         assert rec["accuracy"] <= want.accuracy_at_most
     if want.score_at_least is not None:
         assert rec["score"]["total"] >= want.score_at_least
+    for text in rec["errors"] + rec["warnings"] + rec["reasons"] + rec["claim_failures"] + [r["layer"] for r in
+                                                                                           rec["layers"]]:
+        assert not [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F], text
     if rec["status"] == "ok":  # counts come from the judge: never negative, the receipt adds up
         assert rec["params"] >= 0 and rec["macs"] >= 0 and rec["score"]["total"] >= 0
         assert sum(r["params"] for r in rec["layers"]) == rec["params"]

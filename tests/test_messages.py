@@ -56,6 +56,13 @@ def test_an_exception_in_the_students_code_names_their_file_and_line(tmp_path):
         loader.build(submission(tmp_path, good_state(), code), "model.py", "build_model", "weights.pt")
 
 
+def test_nested_escapes_and_carriage_returns_never_survive():
+    """An escape hidden inside another reappears when the outer one is removed: removed until none is
+    left; a carriage return (which lets a line write over the receipt) and other controls go too."""
+    nested = "no model\x1b[\x1b[\x1b[2J2J2J\r\x1b[8mhidden\x07\x9b2J"
+    assert Failure.of(ValueError(nested)).message == "ValueError: no modelhidden2J"
+
+
 def test_no_terminal_escapes_reach_a_record():
     err = RuntimeError("\x1b[1mWeights only load failed.\x1b[0m Re-running \x1b[31mtorch.load\x1b[0m")
     failure = Failure.of(err)

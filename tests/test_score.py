@@ -89,7 +89,9 @@ def test_overclaimed_bits_fail_and_credit_the_measurement():
 # table (and TABLE_VERSION) fails test_the_table_is_for_this_scoring_version. A new formula needs both:
 # new numbers worked out by hand, and a new version (records made under the old one are then
 # re-evaluated by --skip-evaluated, and the leaderboard shows the version of each).
-TABLE_VERSION = "2"
+# Version 3 changed the cost model (how w and f are counted: harness/measure/ops.py), not the formula:
+# the rows, which start from w and f, were checked again and hold unchanged.
+TABLE_VERSION = "3"
 REFERENCES = with_overrides(RULES, reference_params=5.6e6, reference_macs=2.8e8)  # whatever the config says
 W, F = 5_600_000, 280_000_000  # w = W_ref, f = F_ref: the terms are the factors themselves
 SCORE_TABLE = [

@@ -14,9 +14,10 @@ This reader uses none of that. It takes from the zip only
 
 Every name of the graph is an identifier, defined once (the image, the stored tensors, then each
 operation's outputs, in order) and before anything reads it; the model's own names for its tensors
-are printable ASCII. Sizes are bounded: files, JSON, operations, and the elements stored tensors
-hold (a view of a few bytes with zero strides must not stand for terabytes). Whatever an error
-quotes from the archive is escaped, so a message is one printable line.
+(they label the receipt) use letters, digits, `_`, `.` and `-` only. Sizes are bounded: files,
+JSON, operations, and the elements stored tensors hold (a view of a few bytes with zero strides
+must not stand for terabytes). Whatever an error quotes from the archive is escaped, so a message
+is one printable line.
 
 Everything else in the archive (sample inputs, metadata, stack traces, guards) is never read.
 """
@@ -48,7 +49,7 @@ _STRIDED = 7  # schema.Layout.Strided
 _LITERALS = ("as_int", "as_ints", "as_float", "as_floats", "as_bool", "as_bools", "as_string", "as_strings")
 _QUANTISER = re.compile(r"\.\w+_quant(?:\.|$)")  # brevitas: layer.weight_quant..., layer.act_quant...
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")  # fullmatch: `$` would let a trailing newline in
-_FQN = re.compile(r"[!-~]{1,300}")  # a model's name for a tensor: printable ASCII, no spaces
+_FQN = re.compile(r"[A-Za-z0-9_.-]{1,300}")  # a model's name for a tensor: it becomes the receipt's layer name
 _PART = r"[A-Za-z0-9_.\-]+"  # the archive's root folder and model name
 
 
@@ -269,8 +270,9 @@ def _name(text) -> str:
 
 def _fqn(text) -> str:
     if not isinstance(text, str) or not _FQN.fullmatch(text):
-        raise ArchiveError(f"a malformed name of a stored tensor: {str(text)[:60]!r} "
-                           "(printable ASCII without spaces, at most 300 characters)")
+        raise ArchiveError(f"a stored tensor's name {ascii(str(text)[:60])} has characters a name may not "
+                           "have: module and tensor names may use letters, digits, '_', '.' and '-' only "
+                           "(at most 300 characters); rename the module")
     return text
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import RunError
-from . import ops
+from . import ops, shapes
 from .archive import DEVICE, ArchiveError, Node, Program, Ref, module_of
 
 # Operations that keep "the image": its values moved, or scaled by stored numbers (normalisation
@@ -27,6 +27,40 @@ from .archive import DEVICE, ArchiveError, Node, Program, Ref, module_of
 _KEEPS_IMAGE = {"view", "_unsafe_view", "reshape", "permute", "expand", "unsqueeze", "squeeze", "select", "slice",
                 "clone", "alias", "_to_copy", "to", "type_as", "flip", "cat", "constant_pad_nd", "pad", "contiguous",
                 "transpose", "t", "flatten", "add", "sub", "mul", "div", "rsub"}
+
+
+MAX_ELEMENTS = 2**31  # the most elements one operation may produce (8 GiB of float32)
+MAX_MACS_PER_IMAGE = 10**11  # 180 times the CIFAR ResNet18
+
+
+def bound(program: Program, batch: int, half_weights: bool = False, half_inputs: bool = False) -> None:
+    """Refuse, in seconds, a graph whose work or memory is beyond the budget: run it once on
+    torch's meta device (shapes only, no memory, no arithmetic) for a batch of `batch` images and
+    check every operation's output and the MACs per image. A graph that will not run on the meta
+    device is bounded by the limits of the real run instead."""
+    meta = torch.device("meta")
+    try:
+        g = Graph(program, meta, half_weights, half_inputs)
+        _, steps = g.trace(torch.empty(batch, 3, 32, 32, device=meta))
+    except BudgetError:
+        raise
+    except Exception:  # noqa: BLE001 - an operator without a meta kernel: the real run's limits bound it
+        return
+    macs = sum(s.macs for s in steps) // max(batch, 1)
+    if macs > MAX_MACS_PER_IMAGE:
+        raise BudgetError(f"the graph would compute {macs:,} multiply-accumulates per image, beyond the "
+                          f"judge's budget of {MAX_MACS_PER_IMAGE:,}")
+
+
+class BudgetError(RunError):
+    """The graph would need more work or memory than the judge grants."""
+
+
+def _sized(node: Node, out) -> None:
+    for t in out if isinstance(out, (tuple, list)) else [out]:
+        if isinstance(t, torch.Tensor) and t.numel() > MAX_ELEMENTS:
+            raise BudgetError(f"operation {node.name!r} ({node.op.name}) would produce {t.numel():,} elements, "
+                              f"beyond the judge's budget of {MAX_ELEMENTS:,} for one operation")
 
 
 @dataclass
@@ -81,11 +115,15 @@ class Graph:
             else:  # weight preparation: run once, now
                 source = frozenset().union(*(self.sources.get(r, frozenset()) for r in refs))
                 out = node.op.fn(*self._resolve(node.args, self.values), **self._resolve(node.kwargs, self.values))
+                _sized(node, out)
                 _bind(node, out, self.values)
                 for name in _names(node.outputs):
                     self.sources[name] = source
         if program.output not in self.tainted:
             raise RunError("the model's output does not depend on its input image")
+        shapes.check(self.nodes, self.tainted)
+        self.folded = _folded(self.steps, self.tainted, self.values)
+        self.plan = [self._plan(node) for node in self.steps]
         self._last = _last_use(self.steps, program.output)
 
     def channels_last(self, x: torch.Tensor) -> bool:
@@ -111,39 +149,92 @@ class Graph:
         steps: list[Step] = []
         return self._forward(x, steps), steps
 
-    def _forward(self, x: torch.Tensor, steps: list[Step] | None):
+    def measure(self, x: torch.Tensor, row: int) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
+        """The output for the batch `x`, and for each counted operation (by node name) its MACs per
+        image and the bits of its image-dependent operands, measured on image `row` of the batch."""
+        from . import bits
+
+        found: dict[str, tuple[int, int]] = {}
+
+        def seen(node: Node, args: list, out, kind: str, operands: tuple) -> None:
+            taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args] + [False] * 4
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            macs = int(node.op.macs(args, first, taint)) if node.op.macs is not None else int(first.numel())
+            b = 1
+            for spec in operands:
+                ref, value = node.args[spec.pos], args[spec.pos]
+                if isinstance(ref, Ref) and ref.name in self.tainted and ref.name not in self.image \
+                        and isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == x.shape[0]:
+                    b = max(b, bits.bits(value[row:row + 1], spec.act_dim))
+            found[node.name] = (macs // x.shape[0], b)
+
+        return self._forward(x, None, seen), found
+
+    def _plan(self, node: Node) -> tuple[str, tuple]:
+        """How a step counts, decided once from what its arguments carry: its kind (a kind of
+        `harness.measure.ops`, FREE when it costs nothing) and the operands to measure."""
+        op = node.op
+        taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
+        stored = [i for i, a in enumerate(node.args) if isinstance(a, Ref) and not taint[i]
+                  and isinstance(self.values.get(a.name), torch.Tensor) and self.values[a.name].numel() > 1]
+        dependent = [i for i, t in enumerate(taint) if t]
+        every = tuple(ops.Operand(i, None, None) for i in sorted(stored + dependent))
+        if op.kind == ops.POINTWISE:
+            if stored:
+                return ops.PRODUCT, every
+            packet = op.name.split(".")[1]
+            if len(dependent) >= 2 and packet not in ops.SELECTIONS:
+                return (ops.PRODUCT, every) if packet in ("mul", "div") else (ops.ACCUMULATE, ())
+            return ops.FREE, ()
+        if op.kind == ops.LOOKUP:
+            if 0 in stored and any(t for t in taint[1:]):
+                return ops.PRODUCT, (ops.Operand(0, None, None),)
+            return ops.FREE, ()
+        if op.kind == ops.NORM:
+            if not taint[0] or id(node) in self.folded:
+                return ops.FREE, ()
+            return ops.PRODUCT, tuple(o for o in op.operands if o.pos in stored)
+        return op.kind, op.operands
+
+    def _forward(self, x: torch.Tensor, steps: list[Step] | None, seen=None):
         env = dict(self.values)
         env[self.program.input] = x
         products: set[str] = set()
         for i, node in enumerate(self.steps):
             args, kwargs = self._resolve(node.args, env), self._resolve(node.kwargs, env)
-            kind = node.op.kind
+            kind, operands = self.plan[i]
             if self.half_inputs and kind in ops.COUNTED:
-                args = self._round_inputs(node, args)
+                args = self._round_inputs(node, args, operands)
             out = node.op.fn(*args, **kwargs)
+            _sized(node, out)
             if steps is not None and kind != ops.FREE:
-                step = self._step(node, args, out, products)
+                step = self._step(node, args, out, products, kind, operands)
                 if step is not None:
                     steps.append(step)
+            if seen is not None and kind in ops.COUNTED:
+                seen(node, args, out, kind, operands)
             _bind(node, out, env)
             for name in self._last[i]:
                 env.pop(name, None)
         return env[self.program.output]
 
-    def _step(self, node: Node, args: list, out, products: set[str]) -> Step | None:
+    def _step(self, node: Node, args: list, out, products: set[str], kind: str, operands: tuple) -> Step | None:
         taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
         taint += [False] * 4
         first = out[0] if isinstance(out, (tuple, list)) else out
-        if node.op.kind == ops.REDUCTION and isinstance(node.args[0], Ref) and node.args[0].name in products:
+        if kind == ops.REDUCTION and isinstance(node.args[0], Ref) and node.args[0].name in products \
+                and node.op.name.split(".")[1] in ("sum", "mean"):
             macs = 0  # the product it sums already counted these multiply-accumulates
-        else:
+        elif node.op.macs is not None:
             macs = int(node.op.macs(args, first, taint))
+        else:  # pointwise, lookup, norm: one per output element
+            macs = int(first.numel())
         if macs <= 0:
             return None
-        if node.op.kind == ops.PRODUCT:
+        if kind == ops.PRODUCT:
             products.update(_names(node.outputs))
-        step = Step(node=node.name, kind=node.op.kind, macs=macs, label=node.name)
-        for spec in node.op.operands:
+        step = Step(node=node.name, kind=kind, macs=macs, label=node.name)
+        for spec in operands:
             ref, value = node.args[spec.pos], args[spec.pos]
             if not isinstance(value, torch.Tensor) or value.numel() <= 1:
                 continue
@@ -158,9 +249,9 @@ class Graph:
             step.label = module_of(named[0])
         return step
 
-    def _round_inputs(self, node: Node, args: list) -> list:
+    def _round_inputs(self, node: Node, args: list, operands: tuple) -> list:
         out = list(args)
-        for spec in node.op.operands:
+        for spec in operands:
             ref = node.args[spec.pos]
             a = out[spec.pos]
             if isinstance(ref, Ref) and ref.name in self.tainted and isinstance(a, torch.Tensor) \
@@ -219,6 +310,54 @@ def _refs(*values) -> list[str]:
         elif isinstance(v, dict):
             found += _refs(*v.values())
     return found
+
+
+_THROUGH = {"aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.flatten.using_ints",
+            "aten.clone.default", "aten.contiguous.default", "aten.pad.default", "aten.constant_pad_nd.default"}
+_SUMS = {"aten.add.Tensor", "aten.sub.Tensor"}
+_MONOTONE = {"aten.max_pool2d.default"}  # commute with a per-channel affine of positive scale
+
+
+def _folded(steps: list[Node], tainted: set[str], values: dict) -> set[int]:
+    """Batch norms that fold into the convolutions or matrix products whose outputs they alone read:
+    directly, or through data movement, sums of such outputs (a skip convolution beside a
+    convolution) and max pools (a positive per-channel scale commutes with a maximum)."""
+    made_by = {name: n for n in steps for name in _names(n.outputs)}
+    readers: dict[str, int] = {}
+    for n in steps:
+        for r in _refs(n.args, n.kwargs):
+            readers[r] = readers.get(r, 0) + 1
+
+    def layers(name: str, depth: int = 0) -> tuple[bool, bool]:
+        """(only layer outputs feed `name` linearly, a max pool on the way)."""
+        src = made_by.get(name)
+        if src is None or readers.get(name) != 1 or depth > 64:
+            return False, False
+        if src.op.kind in (ops.CONV, ops.MATMUL):
+            return True, False
+        if src.op.name in _THROUGH or src.op.name in _MONOTONE:
+            ok, monotone = layers(src.args[0].name, depth + 1) if isinstance(src.args[0], Ref) else (False, False)
+            return ok, monotone or src.op.name in _MONOTONE
+        if src.op.name in _SUMS and len(src.args) == 2 and all(isinstance(a, Ref) for a in src.args):
+            parts = [layers(a.name, depth + 1) for a in src.args]
+            return all(ok for ok, _ in parts), any(m for _, m in parts)
+        return False, False
+
+    folded = set()
+    for n in steps:
+        if n.op.kind != ops.NORM or not isinstance(n.args[0], Ref) \
+                or any(isinstance(a, Ref) and a.name in tainted for a in n.args[1:]):
+            continue
+        ok, monotone = layers(n.args[0].name)
+        if ok and (not monotone or _positive_scale(n, values)):
+            folded.add(id(n))
+    return folded
+
+
+def _positive_scale(norm: Node, values: dict) -> bool:
+    """Whether a batch norm's per-channel scale, weight / sqrt(running_var + eps), is positive."""
+    weight = values.get(norm.args[1].name) if isinstance(norm.args[1], Ref) else None
+    return weight is None or bool((weight > 0).all())  # the square root of the variance is positive
 
 
 def _live(program: Program) -> set[int]:

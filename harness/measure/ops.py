@@ -1,30 +1,45 @@
-"""The counting table: every operator a graph may use, with its MAC rule and its measured operands.
+"""The counting table: every operator a graph may use, with its cost rule and its measured operands.
 
-The conventions, in one place (fvcore-like: one table from operator to a pure counting function):
+The cost model, in one place (fvcore-like: one table from operator to a pure counting function).
+Cost follows the data, not operator names: an operator that fits no rule below is refused before
+anything runs (the submission is not eligible, and the message names it).
 
-* A graph may use only the operators below: core ATen, and the few operators of export's own IR
-  listed with them (conv2d, linear, batch_norm, ...), so that a graph made only of these needs no
-  decomposition (`harness.build.export`). Anything
-  else (FFT, custom or quantized operators, control flow, random numbers, in-place updates)
-  is refused before anything runs: the submission is not eligible, and the message names it.
-* `f` counts multiply-accumulates per image, however they are written:
+* `w` is every stored number the prediction depends on: parameters, buffers, lifted constants,
+  quantiser constants, normalisation statistics, and the numbers written into the graph itself
+  (`harness.measure.literals`: every distinct literal value an operator takes as a number, beyond
+  `LITERAL_ALLOWANCE`, such as an epsilon). One exemption, the usual convention: a batch norm
+  whose input is the output of a convolution or matrix product (and nothing else reads it) folds
+  into that layer and counts one number per channel, as its bias. A storage shared by several
+  tensors counts once. A weight operand counts at least its own elements unless the stored
+  tensors it is prepared from already count as many (a weight expanded from one number counts
+  every element it multiplies with).
+* `f` counts multiply-accumulates per image on image-dependent data, however they are written:
     conv          convolution: N * prod(weight.shape) * prod(output spatial) (input spatial if transposed)
     matmul        mm / addmm: n * k * m; bmm / baddbmm: b * n * k * m; mv / addmv: n * k; dot: k
     attention     fused attention kernels: B * H * L * S * (E + Ev)
-    product       mul / div of an image-dependent tensor by a tensor of more than one element:
-                  one per output element (a convolution written as unfold * weight, a depthwise
-                  product, a gate); by a single number: zero
-    accumulate    add / sub of two image-dependent tensors: one per output element (residuals,
-                  sums of shifted copies)
-    reduction     sum / mean of an image-dependent tensor: one per input element, unless that
-                  input is a counted product (whose multiply-accumulates are already counted)
-  Normalisation, activations, pooling, comparisons and data movement count zero ("free").
-  Operations on stored tensors alone (fake-quantising a weight, say) are weight preparation:
-  they run once, count zero, and their result is what the counted operations use as weights.
-* Bits are measured on the operands of every counted matrix, attention and product operation:
-  an operand that depends on the image is an activation, one that does not is a weight. Each
-  operand's output-channel dimension (for per-channel grids and structured zeros) is listed.
-* Normalisation running statistics (`stats` positions) do not count in `w`.
+    product       a pointwise operator combining an image-dependent tensor with a stored or prepared
+                  tensor of more than one element (mul, div, add, sub, where, maximum, minimum,
+                  comparisons, ...): one per output element, that operand measured as a weight;
+                  mul / div of two image-dependent tensors likewise, both measured as activations;
+                  a lookup of a stored table by image-dependent indices (index, gather, embedding,
+                  index_select): one per output element, the table measured as a weight;
+                  a batch norm that does not fold: one per output element
+    accumulate    any other pointwise operator of two or more image-dependent tensors (residual
+                  additions, sums of shifted copies, a maximum or a comparison of two maps): one per
+                  output element; a selection between them (where, masked_fill) moves data, free
+    reduction     a reduction of image-dependent data, whichever operator does it (sum, mean, every
+                  pooling, softmax, variance, max / min / arg, layer and group norms): one per
+                  input element, except a sum or mean of a counted product (already counted);
+                  bilinear interpolation: four per output element
+  Free: pure data movement (views, permutes, slices by constants, cat, pad, flip, nearest
+  upsampling, selection of image data by constant indices) and pointwise functions of image data
+  with scalar constants (ReLU, clamp, round, scaling by a scalar). Operations on stored tensors
+  alone (fake-quantising a weight, say) are weight preparation: they run once, count zero, and
+  their result is what the counted operations use as weights.
+* Bits are measured on the operands of every counted operation: an operand that depends on the
+  image is an activation, one that does not is a weight. Each operand's output-channel dimension
+  (for per-channel grids and structured zeros) is listed.
+* The batch size may appear in a graph only as the size of dimension 0 (`harness.measure.shapes`).
 """
 
 from __future__ import annotations
@@ -39,7 +54,10 @@ import torch
 aten = torch.ops.aten
 CONV, MATMUL, ATTENTION, PRODUCT, ACCUMULATE, REDUCTION, FREE = (
     "conv", "matmul", "attention", "product", "accumulate", "reduction", "free")
+# How an operator is judged; the kind of a step it runs as is one of the kinds above.
+POINTWISE, LOOKUP, NORM = "pointwise", "lookup", "norm"
 COUNTED = (CONV, MATMUL, ATTENTION, PRODUCT)  # kinds whose operands are bit-measured
+LITERAL_ALLOWANCE = 16  # distinct literal numbers a graph may hold for free (epsilons, 0.5, 255, ...)
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,7 @@ class Operand:
 class Op:
     name: str  # as the exported graph names it, e.g. aten.convolution.default
     fn: Callable
-    kind: str = FREE
+    kind: str = FREE  # conv, matmul, attention, reduction, pointwise, lookup, norm, free
     macs: Callable | None = None  # (args, out, tainted args) -> MACs of the whole batch
     operands: tuple[Operand, ...] = ()
     stats: tuple[int, ...] = field(default=())  # positions of normalisation running statistics
@@ -102,22 +120,20 @@ def _attention(a, out, t):
     return prod(q.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
 
 
-def _product(a, out, t):
-    """One MAC per output element when an image-dependent tensor is multiplied by more than one number."""
-    x, y = a[0], a[1]
-    if not (t[0] or t[1]):
-        return 0
-    other = y if t[0] else x
-    many = isinstance(other, torch.Tensor) and other.numel() > 1
-    return out.numel() if many else 0
+def _input(a, out, t):
+    """A reduction: one accumulate per element of its image-dependent input."""
+    return a[0].numel() if t[0] and isinstance(a[0], torch.Tensor) else 0
 
 
-def _accumulate(a, out, t):
-    return out.numel() if t[0] and t[1] and isinstance(a[1], torch.Tensor) else 0
+def _bilinear(a, out, t):
+    return 4 * out.numel() if t[0] else 0
 
 
-def _reduction(a, out, t):
-    return a[0].numel() if t[0] else 0
+def _layer_norm(a, out, t):
+    """Statistics over every input element, then one scale per output element when affine."""
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    affine = any(isinstance(w, torch.Tensor) for w in a[2:4]) if len(a) > 2 else False
+    return (a[0].numel() + (first.numel() if affine else 0)) if t[0] else 0
 
 
 _MM = (Operand(0, 0, 1), Operand(1, 1, 0))
@@ -125,7 +141,10 @@ _ADDMM = (Operand(1, 0, 1), Operand(2, 1, 0))
 _BMM = (Operand(0, 1, 2), Operand(1, 2, 1))
 _BADDBMM = (Operand(1, 1, 2), Operand(2, 2, 1))
 _PAIR = (Operand(0, None, None), Operand(1, None, None))
+_NORM = (Operand(1, 0, None), Operand(2, 0, None), Operand(3, 0, None), Operand(4, 0, None))
 
+# (operator, kind, counting function, operands). Pointwise, lookup and norm operators are judged by
+# the data their arguments carry (harness.measure.graph): their operands are all tensor arguments.
 _COUNTED = [
     ("convolution.default", CONV, _conv, (Operand(0, None, 1), Operand(1, 0, None))),
     ("conv2d.default", CONV, _conv2d, (Operand(0, None, 1), Operand(1, 0, None))),  # export's own IR
@@ -140,35 +159,45 @@ _COUNTED = [
     ("dot.default", MATMUL, _dot, _PAIR),
     ("_scaled_dot_product_flash_attention_for_cpu.default", ATTENTION, _attention,
      (Operand(0, None, None), Operand(1, None, None), Operand(2, None, None))),
-    ("mul.Tensor", PRODUCT, _product, _PAIR),
-    ("div.Tensor", PRODUCT, _product, _PAIR),
-    ("div.Tensor_mode", PRODUCT, _product, _PAIR),
-    ("add.Tensor", ACCUMULATE, _accumulate, ()),
-    ("sub.Tensor", ACCUMULATE, _accumulate, ()),
-    ("sum.dim_IntList", REDUCTION, _reduction, ()),
-    ("sum.default", REDUCTION, _reduction, ()),
-    ("mean.dim", REDUCTION, _reduction, ()),
-    ("mean.default", REDUCTION, _reduction, ()),
+    ("batch_norm.default", NORM, None, _NORM),  # export's own IR
+    ("_native_batch_norm_legit_no_training.default", NORM, None, _NORM),
+    ("native_layer_norm.default", REDUCTION, _layer_norm, (Operand(2, None, None), Operand(3, None, None))),
+    ("native_group_norm.default", REDUCTION, _layer_norm, (Operand(1, None, None), Operand(2, None, None))),
+    ("upsample_bilinear2d.vec", REDUCTION, _bilinear, ()),
 ]
-# Zero MACs by convention: data movement, creation, activations, comparisons, pooling, normalisation.
+# Pointwise operators: free on image data alone or with scalars; with a stored or prepared tensor
+# of more than one element a product; of two image-dependent tensors an accumulate (or a product).
+_POINTWISE = """
+add.Tensor sub.Tensor rsub.Tensor mul.Tensor div.Tensor div.Tensor_mode where.self where.ScalarSelf
+where.ScalarOther where.Scalar maximum minimum clamp.Tensor clamp_min.Tensor clamp_max.Tensor eq.Tensor
+ne.Tensor lt.Tensor le.Tensor gt.Tensor ge.Tensor pow.Tensor_Tensor remainder.Tensor fmod.Tensor
+masked_fill.Scalar masked_fill.Tensor logical_and logical_or logical_xor bitwise_and.Tensor
+bitwise_or.Tensor abs neg exp exp2 expm1 log log2 log1p sqrt rsqrt reciprocal sigmoid tanh relu gelu silu
+hardtanh hardswish hardsigmoid leaky_relu elu softplus mish clamp.default clamp_min.default clamp_max.default
+round.default round.decimals floor ceil trunc sign sgn erf sin cos logical_not bitwise_not isnan isinf
+eq.Scalar ne.Scalar lt.Scalar le.Scalar gt.Scalar ge.Scalar add.Scalar sub.Scalar mul.Scalar div.Scalar
+rsub.Scalar pow.Tensor_Scalar pow.Scalar remainder.Scalar fmod.Scalar _to_copy to.dtype clone alias detach
+lift_fresh_copy contiguous
+""".split()
+# Pointwise selections: choosing, element by element, between image-dependent values (the condition
+# an image-dependent comparison, which counts) moves data; with a stored tensor it is a product.
+SELECTIONS = ("where", "masked_fill")
+# Lookups: selection by indices; a product when a stored table is read at image-dependent indices.
+_LOOKUP = {"index.Tensor": (0,), "gather.default": (0,), "index_select.default": (0,), "embedding.default": (0,)}
+# Reductions: one accumulate per element of the image-dependent input.
+_REDUCTION = """
+sum.dim_IntList sum.default mean.dim mean.default amax amin max.dim min.dim max.default min.default argmax
+argmin any.dim any.dims any.default all.dim var.correction var_mean.correction _softmax _log_softmax
+max_pool2d_with_indices max_pool2d avg_pool2d _adaptive_avg_pool2d adaptive_max_pool2d
+""".split()
+# Free: data movement and creation (the numbers a creation writes are literals, counted in w).
 _FREE = """
 view _unsafe_view reshape permute expand unfold unsqueeze squeeze.dim squeeze.dims squeeze.default select.int
-slice.Tensor clone alias _to_copy flip cat stack constant_pad_nd split.Tensor split_with_sizes unbind.int
-detach lift_fresh_copy roll repeat index.Tensor index_select gather embedding t transpose.int contiguous
-scalar_tensor full full_like zeros zeros_like ones ones_like arange.default arange.start arange.start_step
-fill.Scalar abs neg exp exp2 expm1 log log2 log1p sqrt rsqrt reciprocal sigmoid tanh relu gelu silu hardtanh
-hardswish hardsigmoid leaky_relu elu softplus mish clamp.default clamp.Tensor clamp_min.default
-clamp_max.default round.default round.decimals floor ceil trunc sign sgn erf sin cos logical_not logical_and
-logical_or logical_xor bitwise_not bitwise_and bitwise_or where.self eq.Scalar eq.Tensor ne.Scalar ne.Tensor
-lt.Scalar lt.Tensor le.Scalar le.Tensor gt.Scalar gt.Tensor ge.Scalar ge.Tensor isnan isinf masked_fill.Scalar
-add.Scalar sub.Scalar mul.Scalar div.Scalar rsub.Scalar pow.Tensor_Scalar pow.Scalar maximum minimum
-remainder.Scalar fmod.Scalar amax amin max.dim min.dim max.default min.default argmax argmin any.dim any.dims
-any.default all.dim var.correction var_mean.correction _softmax _log_softmax max_pool2d_with_indices
-max_pool2d avg_pool2d _adaptive_avg_pool2d adaptive_max_pool2d upsample_nearest2d.vec
-upsample_bilinear2d.vec _native_batch_norm_legit_no_training native_layer_norm native_group_norm
-sym_size.int sym_numel sym_stride.int sym_storage_offset _assert_tensor_metadata _assert_scalar
-sym_constrain_range_for_size _assert_async.msg
-flatten.using_ints to.dtype type_as where.Scalar pad.default batch_norm
+slice.Tensor flip cat stack constant_pad_nd split.Tensor split_with_sizes unbind.int roll repeat t
+transpose.int scalar_tensor full full_like zeros zeros_like ones ones_like arange.default arange.start
+arange.start_step fill.Scalar upsample_nearest2d.vec sym_size.int sym_numel sym_stride.int sym_storage_offset
+_assert_tensor_metadata _assert_scalar sym_constrain_range_for_size _assert_async.msg flatten.using_ints
+pad.default type_as
 """.split()
 _STATS = {"_native_batch_norm_legit_no_training.default": (3, 4), "batch_norm.default": (3, 4)}
 _CHECKS = {"batch_norm.default": _inference_only}
@@ -188,12 +217,13 @@ def _table() -> dict[str, Op]:
     table = {}
     for short, kind, fn, operands in _COUNTED:
         name = f"aten.{short}"
-        table[name] = Op(name, _overload(short), kind, fn, operands)
-    for short in _FREE:
-        for overload in _overloads(short):
-            name = f"aten.{overload}"
-            table.setdefault(name, Op(name, _overload(overload), FREE, None, (), _STATS.get(overload, ()),
-                                      _CHECKS.get(overload)))
+        table[name] = Op(name, _overload(short), kind, fn, operands, _STATS.get(short, ()), _CHECKS.get(short))
+    for group, kind, fn in ((_POINTWISE, POINTWISE, None), (_REDUCTION, REDUCTION, _input), (_FREE, FREE, None),
+                            (list(_LOOKUP), LOOKUP, None)):
+        for short in group:
+            for overload in _overloads(short):
+                name = f"aten.{overload}"
+                table.setdefault(name, Op(name, _overload(overload), kind, fn))
     for short, fn in _PYTHON.items():
         table[f"_operator.{short}"] = Op(f"_operator.{short}", fn)
     return table
