@@ -157,9 +157,7 @@ class Graph:
         found: dict[str, tuple[int, int]] = {}
 
         def seen(node: Node, args: list, out, kind: str, operands: tuple) -> None:
-            taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args] + [False] * 4
-            first = out[0] if isinstance(out, (tuple, list)) else out
-            macs = int(node.op.macs(args, first, taint)) if node.op.macs is not None else int(first.numel())
+            macs = self._macs(node, args, out, kind, frozenset())  # counted kinds: no reduction among them
             b = 1
             for spec in operands:
                 ref, value = node.args[spec.pos], args[spec.pos]
@@ -174,7 +172,7 @@ class Graph:
         """How a step counts, decided once from what its arguments carry: its kind (a kind of
         `harness.measure.ops`, FREE when it costs nothing) and the operands to measure."""
         op = node.op
-        taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
+        taint = self._taint(node)
         stored = [i for i, a in enumerate(node.args) if isinstance(a, Ref) and not taint[i]
                   and isinstance(self.values.get(a.name), torch.Tensor) and self.values[a.name].numel() > 1]
         dependent = [i for i, t in enumerate(taint) if t]
@@ -218,17 +216,22 @@ class Graph:
                 env.pop(name, None)
         return env[self.program.output]
 
-    def _step(self, node: Node, args: list, out, products: set[str], kind: str, operands: tuple) -> Step | None:
-        taint = [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
-        taint += [False] * 4
+    def _taint(self, node: Node) -> list[bool]:
+        """For each positional argument of `node`, whether it depends on the image."""
+        return [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
+
+    def _macs(self, node: Node, args: list, out, kind: str, products) -> int:
+        """The MACs of one executed step for its whole batch (the rules: `harness.measure.ops`)."""
         first = out[0] if isinstance(out, (tuple, list)) else out
         if kind == ops.REDUCTION and isinstance(node.args[0], Ref) and node.args[0].name in products \
                 and node.op.name.split(".")[1] in ("sum", "mean"):
-            macs = 0  # the product it sums already counted these multiply-accumulates
-        elif node.op.macs is not None:
-            macs = int(node.op.macs(args, first, taint))
-        else:  # pointwise, lookup, norm: one per output element
-            macs = int(first.numel())
+            return 0  # the product it sums already counted these multiply-accumulates
+        if node.op.macs is not None:
+            return int(node.op.macs(args, first, self._taint(node) + [False] * 4))
+        return int(first.numel())  # pointwise, lookup, norm: one per output element
+
+    def _step(self, node: Node, args: list, out, products: set[str], kind: str, operands: tuple) -> Step | None:
+        macs = self._macs(node, args, out, kind, products)
         if macs <= 0:
             return None
         if kind == ops.PRODUCT:

@@ -45,7 +45,7 @@ anything runs (the submission is not eligible, and the message names it).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 from typing import Callable
 
@@ -76,7 +76,6 @@ class Op:
     kind: str = FREE  # conv, matmul, attention, reduction, pointwise, lookup, norm, free
     macs: Callable | None = None  # (args, out, tainted args) -> MACs of the whole batch
     operands: tuple[Operand, ...] = ()
-    stats: tuple[int, ...] = field(default=())  # positions of normalisation running statistics
     check: Callable | None = None  # (args, kwargs) -> why this call is refused, or None
 
 
@@ -183,7 +182,7 @@ lift_fresh_copy contiguous
 # an image-dependent comparison, which counts) moves data; with a stored tensor it is a product.
 SELECTIONS = ("where", "masked_fill")
 # Lookups: selection by indices; a product when a stored table is read at image-dependent indices.
-_LOOKUP = {"index.Tensor": (0,), "gather.default": (0,), "index_select.default": (0,), "embedding.default": (0,)}
+_LOOKUP = ["index.Tensor", "gather.default", "index_select.default", "embedding.default"]  # the table: argument 0
 # Reductions: one accumulate per element of the image-dependent input.
 _REDUCTION = """
 sum.dim_IntList sum.default mean.dim mean.default amax amin max.dim min.dim max.default min.default argmax
@@ -199,7 +198,6 @@ arange.start_step fill.Scalar upsample_nearest2d.vec sym_size.int sym_numel sym_
 _assert_tensor_metadata _assert_scalar sym_constrain_range_for_size _assert_async.msg flatten.using_ints
 pad.default type_as
 """.split()
-_STATS = {"_native_batch_norm_legit_no_training.default": (3, 4), "batch_norm.default": (3, 4)}
 _CHECKS = {"batch_norm.default": _inference_only}
 _PYTHON = {"getitem": operator.getitem, "add": operator.add, "sub": operator.sub, "mul": operator.mul,
            "floordiv": operator.floordiv, "truediv": operator.truediv, "neg": operator.neg, "mod": operator.mod,
@@ -217,9 +215,9 @@ def _table() -> dict[str, Op]:
     table = {}
     for short, kind, fn, operands in _COUNTED:
         name = f"aten.{short}"
-        table[name] = Op(name, _overload(short), kind, fn, operands, _STATS.get(short, ()), _CHECKS.get(short))
+        table[name] = Op(name, _overload(short), kind, fn, operands, _CHECKS.get(short))
     for group, kind, fn in ((_POINTWISE, POINTWISE, None), (_REDUCTION, REDUCTION, _input), (_FREE, FREE, None),
-                            (list(_LOOKUP), LOOKUP, None)):
+                            (_LOOKUP, LOOKUP, None)):
         for short in group:
             for overload in _overloads(short):
                 name = f"aten.{overload}"
@@ -244,6 +242,17 @@ def _overload(short: str):
 
 
 TABLE = _table()
+
+
+def typed_args(op: Op, args: tuple, kwargs: dict) -> list[tuple[str, object]]:
+    """Each argument of a call with the type its operator's schema declares for it ("" where the
+    schema says nothing: an operator of Python, an argument beyond the schema): positional ones in
+    order, then keyword ones by name. Types read as torch writes them, e.g. "List[int]" for sizes."""
+    schema = getattr(op.fn, "_schema", None)
+    declared = list(schema.arguments) if schema is not None else []
+    named = {a.name: str(a.type) for a in declared}
+    out = [(str(declared[i].type) if i < len(declared) else "", v) for i, v in enumerate(args)]
+    return out + [(named.get(k, ""), v) for k, v in kwargs.items()]
 
 
 def lookup(target: str) -> Op | None:

@@ -126,14 +126,8 @@ def literals(graph: Graph) -> int:
     numbers written into the graph, such as an epsilon, a scale or the fill of a created tensor."""
     found: set[float] = set()
     for node in graph.nodes:
-        schema = getattr(node.op.fn, "_schema", None)
-        if schema is None:
-            continue
-        named = {a.name: a for a in schema.arguments}
-        pairs = list(zip(schema.arguments, node.args, strict=False))
-        pairs += [(named[k], v) for k, v in node.kwargs.items() if k in named]
-        for arg, value in pairs:
-            if _is_value(str(arg.type)):
+        for kind, value in ops.typed_args(node.op, node.args, node.kwargs):
+            if _is_value(kind):
                 for v in value if isinstance(value, (list, tuple)) else [value]:
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         found.add(float(v))

@@ -13,6 +13,7 @@ the graph, naming the operator.
 from __future__ import annotations
 
 from ..errors import SubmissionError
+from . import ops
 from .archive import Node, Ref
 
 _SYMBOLS = ("aten.sym_size.int", "aten.sym_numel.default", "aten.sym_stride.int", "aten.sym_storage_offset.default")
@@ -27,7 +28,7 @@ def check(nodes: list[Node], tainted: set[str]) -> None:
     """Refuse `nodes` (the live operations, in order) if a batch symbol is read other than as a size."""
     symbols: set[str] = set()
     for node in nodes:
-        reads = [(i, a) for i, a in _args(node) if _reads(a, symbols)]
+        reads = [(kind, a) for kind, a in ops.typed_args(node.op, node.args, node.kwargs) if _reads(a, symbols)]
         if node.op.name in _SYMBOLS:
             if any(isinstance(a, Ref) and a.name in tainted for a in node.args[:1]):
                 symbols.update(o for o in node.outputs if isinstance(o, str))
@@ -38,22 +39,12 @@ def check(nodes: list[Node], tainted: set[str]) -> None:
                                             for a in node.args):
             symbols.update(o for o in node.outputs if isinstance(o, str))
             continue
-        schema = getattr(node.op.fn, "_schema", None)
-        types = [str(a.type) for a in schema.arguments] if schema is not None else []
-        names = [a.name for a in schema.arguments] if schema is not None else []
-        for i, a in reads:
-            kind = types[i] if isinstance(i, int) and i < len(types) else \
-                (types[names.index(i)] if i in names else "")
+        for kind, a in reads:
             if not (kind.startswith("List[") and "int" in kind.lower() and isinstance(a, (list, tuple))):
                 raise BatchSizeError(
                     f"the graph computes with its batch size: {node.op.name} reads it (operation {node.name!r}). "
                     "The batch size may only be the size of dimension 0 (x.view(x.shape[0], -1), x.flatten(1)); "
                     "a model must answer each image alike whatever the batch")
-
-
-def _args(node: Node):
-    yield from enumerate(node.args)
-    yield from node.kwargs.items()
 
 
 def _reads(value, symbols: set[str]) -> bool:
