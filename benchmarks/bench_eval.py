@@ -11,7 +11,7 @@ and each submission directory given, it times over several runs, alternating the
     250 (channels_last input) under `torch.inference_mode()`, with the worker's allocator
     settings (`harness.judge.sandbox.WORKER_ENV`);
 (b) `python -m harness evaluate DIR --data PATH --device D` with the test images cached: both
-    stages, the sandbox, counting, bits, the 1,000 flipped images, the record.
+    stages, the sandbox, counting, bits, the checks' images, the record.
 
 It prints the median wall time, the peak resident memory of the whole process tree (all its
 processes at once), the ratios harness/bare, and the harness's fixed cost per submission

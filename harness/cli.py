@@ -1,9 +1,10 @@
 """The command line: thin subcommands over the library. torch is imported only by the two stages.
 
     python -m harness profile DIR [--data PATH] [--json]
-    python -m harness evaluate DIR [DIR ...] --data PATH [--device auto|cpu|cuda] [--results DIR] [--json]
-        [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S] [--memory SIZE] [--processes N]
-        [--gpus]
+    python -m harness evaluate DIR [DIR ...] --data PATH [--private-data PATH] [--device auto|cpu|cuda]
+        [--results DIR] [--json] [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S]
+        [--memory SIZE] [--processes N] [--gpus]
+    python -m harness private-data PATH [--data PATH] [--json]
     python -m harness leaderboard [--results DIR] [--out DIR]
     python -m harness plot --team TEAM [--results DIR] [--out FILE]
 
@@ -69,12 +70,16 @@ def cmd_profile(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import record as rec_io
     from .config import load_rules
+    from .judge.checks import sources as find_sources
     from .judge.data import load_test
     from .judge.evaluate import evaluated, judge
 
     rules = _limited(load_rules(args.config), args)
     test = load_test(args.data)
-    done = evaluated(args.results, test, rules) if args.skip_evaluated else {}
+    sources = find_sources(args.data, rules, args.private_data)
+    if not args.json:
+        print(_checking(rules, sources), file=sys.stderr)
+    done = evaluated(args.results, test, rules, sources) if args.skip_evaluated else {}
     records, skipped = [], []
     for d in args.dirs:
         if (earlier := done.get(_identity(d, rules))) is not None:
@@ -85,7 +90,7 @@ def cmd_evaluate(args) -> int:
         if not args.json:
             print(f"evaluating {d} on {test.size:,} test images ...", file=sys.stderr, flush=True)
         with _Bar(args) as bar:
-            r = judge(d, test, rules, args.device, progress=bar)
+            r = judge(d, test, rules, args.device, progress=bar, sources=sources)
         path = rec_io.write(r, args.results)
         if not args.json:
             print(f"  record: {path}", file=sys.stderr)
@@ -95,6 +100,27 @@ def cmd_evaluate(args) -> int:
         print(f"{len(records)} evaluated, {len(skipped)} skipped (evaluated already with these files and rules)",
               file=sys.stderr)
     return _worst([*records, *(rec_io.read(p) for p in skipped)])
+
+
+def _checking(rules, sources) -> str:
+    """What the checks against memorised test images will predict besides the test images."""
+    parts = [f"{rules.unseen_images:,} random training images"] if sources.unseen is not None else []
+    if sources.private is not None:
+        parts.append(f"{sources.private.size:,} private images")
+    parts += [f"{n:,} {what} test images" for n, what in ((rules.flip_images, "mirrored"),
+                                                          (rules.shift_images, "shifted")) if n]
+    text = "memorisation checks: " + (", ".join(parts) if parts else "none") + ", shuffled among the test images"
+    if sources.unseen is None and rules.unseen_images:
+        text += f"\n  the unseen check does not run: {sources.why_no_unseen}"
+    return text
+
+
+def cmd_private(args) -> int:
+    from .judge.private import report
+
+    text, data = report(args.path, args.data)
+    print(json.dumps(data, indent=2) if args.json else text)
+    return EXIT_ELIGIBLE
 
 
 class _Bar:
@@ -212,7 +238,7 @@ def _show(records, args) -> None:
     from .judge.report import render
 
     if args.json:
-        exclude = {"accuracy", "correct", "total", "flip"}
+        exclude = {"accuracy", "correct", "total", "flip", "checks"}
         dumped = [json.loads(r.model_dump_json(exclude=exclude if r.kind == "profile" else None)) for r in records]
         print(json.dumps(dumped[0] if len(dumped) == 1 else dumped, indent=2))
         return
@@ -268,12 +294,27 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, metavar="PATH",
                     help="torchvision CIFAR-10 root (cifar-10-batches-py/), ImageFolder root with test/<class>/, "
                          "or such a test folder")
+    ev.add_argument("--private-data", metavar="PATH",
+                    help="the instructor's labelled private images, ImageFolder PATH/<class>/*, any size (default: "
+                         "the config's private_data): a submission is eligible only if its accuracy there is within "
+                         "private_gap of its test accuracy")
     ev.add_argument("--results", default="leaderboard/results", metavar="DIR",
                     help="where records are written (default: leaderboard/results)")
     ev.add_argument("--skip-evaluated", action="store_true",
                     help="skip a submission whose files already have a record in --results made with this test "
                          "set, scoring version and rules (to go on after an interrupted batch)")
     ev.set_defaults(func=cmd_evaluate)
+
+    pd = sub.add_parser("private-data", help="check a folder of private images before an evaluation uses it",
+                        description="Report a folder of private images (ImageFolder PATH/<class>/*): the images per "
+                                    "class, the files that cannot be read, the images that are near-duplicates of "
+                                    "CIFAR-10 training or test images (which a memoriser may have stored), and the "
+                                    "standard error the folder's size gives an accuracy (docs/private-data.md).")
+    pd.add_argument("path", metavar="PATH", help="the folder of class folders")
+    pd.add_argument("--data", metavar="PATH", help="the CIFAR-10 root (train and test) to look for near-duplicates in")
+    pd.add_argument("--json", action="store_true", help="print the report as JSON")
+    pd.add_argument("--debug", action="store_true", help="show tracebacks")
+    pd.set_defaults(func=cmd_private)
 
     board = argparse.ArgumentParser(add_help=False)
     board.add_argument("--config", help="competition config YAML (default: the bundled competition.yaml)")

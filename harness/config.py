@@ -17,6 +17,7 @@ from .schema import format_errors, read_yaml
 
 DEFAULT = Path(__file__).with_name("competition.yaml")
 Positive = Annotated[float, Field(gt=0)]
+Gap = Annotated[float, Field(ge=0, le=1)]  # a share of images (0.05: five points of accuracy)
 
 
 class Rules(BaseModel):
@@ -27,8 +28,21 @@ class Rules(BaseModel):
     reference_params: Positive = Field(description="w normaliser: ResNet18's parameters at 16 bits")
     reference_macs: Positive = Field(description="f normaliser: ResNet18's MACs at 16 bits")
     accuracy_threshold: Annotated[float, Field(ge=0, le=1)] = Field(description="eligibility threshold")
-    flip_subset: Annotated[int, Field(ge=0)] = Field(description="images in the flip check subset")
-    flip_gap: Annotated[float, Field(ge=0, le=1)] = Field(description="flip accuracy gap that is flagged")
+    unseen_images: Annotated[int, Field(ge=0, le=50_000)] = Field(
+        description="training images predicted among the test images (the unseen check); 0: none")
+    unseen_margin: Gap = Field(description="unseen check: accuracy gap allowed below the test accuracy")
+    require_unseen: bool = Field(description="refuse to evaluate when the data root holds no training images")
+    private_data: str | None = Field(description="folder of the instructor's labelled private images (ImageFolder); "
+                                     "relative to the config file")
+    private_images: Annotated[int, Field(ge=1)] | None = Field(
+        description="private images predicted per evaluation, drawn afresh from the folder; null: all of them")
+    private_gap: Gap = Field(description="private check: accuracy gap allowed below the test accuracy")
+    flip_images: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        description="random test images also predicted mirrored")
+    flip_gap: Gap = Field(description="flip check: accuracy gap allowed below the same images unchanged")
+    shift_images: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        description="random test images also predicted shifted by one pixel")
+    shift_gap: Gap = Field(description="shift check: accuracy gap allowed below the same images unchanged")
     probe_images: Annotated[int, Field(ge=1, le=1024)] = Field(description="images for activation bits")
     batch_size: Annotated[int, Field(ge=1)] | None = Field(
         description="images per forward pass; null: chosen for the device (harness.measure.__main__.BATCH)")
@@ -61,7 +75,10 @@ def load_rules(path: str | Path | None = None) -> Rules:
     file = Path(path) if path else DEFAULT
     values = read_yaml(DEFAULT, ConfigError)
     if path:
-        values.update(read_yaml(file, ConfigError))
+        mine = read_yaml(file, ConfigError)
+        if isinstance(mine.get("private_data"), str):  # relative to the file that names it
+            mine["private_data"] = str((file.parent / Path(mine["private_data"]).expanduser()).resolve())
+        values.update(mine)
     try:
         return Rules.model_validate(values)
     except ValidationError as err:

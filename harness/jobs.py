@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .record import Compression
 
@@ -59,7 +59,6 @@ class MeasureJob(_Strict):
     out: str
     images: str | None = None  # uint8 [N, 32, 32, 3], in a fresh random order; None: random probe images
     predict: bool = True  # predict `images` (evaluate); False: they are only probe images (profile --data)
-    flip_positions: list[NonNegativeInt] = []  # images (positions in `images`) of the flip check
     normalize: Normalize | None = None
     half_weights: bool = False  # weight_bits: 16 declared: stored tensors rounded to float16
     half_inputs: bool = False  # activation_bits: 16 declared: counted operands rounded to float16
@@ -142,7 +141,6 @@ class MeasureResult(_Strict):
     measured: Compression
     structured_mac_share: Fraction
     predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
-    flip_predictions: list[Annotated[int, Field(ge=0, lt=MAX_CLASSES)]] | None = None
     device: Annotated[str, Field(max_length=200)]
     torch_version: Annotated[str, Field(max_length=100)]
     packages: Annotated[dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=100)]],
@@ -158,12 +156,10 @@ class MeasureResult(_Strict):
             raise ValueError("the layers' MACs do not add up to macs")
         return self
 
-    def check(self, images: int | None, flips: int) -> None:
-        """The right number of predictions for `images` test images and `flips` flipped ones."""
+    def check(self, images: int | None) -> None:
+        """The right number of predictions for `images` images (the test images and the checks')."""
         if images is None:
             return
         if self.predictions is None or len(self.predictions) != images:
             got = None if self.predictions is None else len(self.predictions)
             raise ValueError(f"{got} predictions for {images} images")
-        if self.flip_predictions is None or len(self.flip_predictions) != flips:
-            raise ValueError(f"flip predictions for {flips} images expected")

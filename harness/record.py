@@ -1,7 +1,8 @@
 """The result record: one typed JSON file per evaluation, written atomically, never overwritten.
 
 Fields (all in `Record`): who (`team`, `name`), what happened (`status`: ok | invalid |
-error, `errors`), accuracy (`accuracy`, `correct`, `total`, `flip`), counts (`params`,
+error, `errors`), accuracy (`accuracy`, `correct`, `total`) and the `checks` against memorising
+the test images (unseen, private, flip, shift), counts (`params`,
 `macs`, `structured_mac_share`, `layers`), compression (`declared`, `measured`, `effective`,
 `claims_verified`, `claim_failures`), `score`, `eligible` with its `reasons`, and
 `provenance` (harness and scoring versions, hashes of the submission and of the test
@@ -22,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 
 class _Model(BaseModel):
@@ -77,6 +78,24 @@ class Flip(_Model):
     flagged: bool
 
 
+class Check(_Model):
+    """One check that the model generalises beyond the public test images (harness/judge/checks.py):
+    its accuracy on the check's images against a reference (the test accuracy for `unseen` and
+    `private`, the same test images unchanged for `flip` and `shift`)."""
+
+    name: Literal["unseen", "private", "flip", "shift"]
+    ran: bool = Field(description="False: the data it needs was not there (`note` says why)")
+    images: int = 0
+    accuracy: float | None = None
+    reference: float | None = None
+    gap: float | None = Field(None, description="reference - accuracy")
+    margin: float | None = Field(None, description="the rules' allowed gap")
+    tolerance: float | None = Field(None, description="margin + 3 standard errors of the gap")
+    passed: bool = True
+    seed: int | None = Field(None, description="seed of the random draw of its images")
+    note: str | None = None
+
+
 class Provenance(_Model):
     harness_version: str
     scoring_version: str
@@ -85,13 +104,16 @@ class Provenance(_Model):
     files: dict[str, str] = Field(default_factory=dict, description="sha256 of each submission file")
     dataset_sha256: str | None = None
     dataset: str | None = None
+    unseen_sha256: str | None = Field(None, description="checksum of the training images sampled by the unseen check")
+    private_sha256: str | None = Field(None, description="checksum of the instructor's private images")
     device: str | None = None
     isolation: str | None = Field(None, description="where the worker ran: none, bwrap or docker")
     torch_version: str | None = None
     packages: dict[str, str] = Field(default_factory=dict, description="versions of Python and of the packages "
                                      "that can change a count or a prediction, as the measuring stage ran them")
     created_at: str
-    rules: dict[str, float] = Field(default_factory=dict)
+    rules: dict[str, float | None] = Field(default_factory=dict, description="the rules it was judged by; "
+                                           "null: a rule without a value (all private images)")
 
 
 class Record(_Model):
@@ -105,7 +127,8 @@ class Record(_Model):
     accuracy: float | None = None
     correct: int | None = None
     total: int | None = None
-    flip: Flip | None = None
+    flip: Flip | None = Field(None, description="records of versions 1 and 2 only (read, not written)")
+    checks: list[Check] = Field(default_factory=list, description="unseen, private, flip and shift checks")
     params: int | None = Field(None, ge=0)
     macs: int | None = Field(None, ge=0)
     structured_mac_share: float | None = Field(None, ge=0, le=1, description="share of f in zero output channels")
@@ -122,6 +145,24 @@ class Record(_Model):
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     provenance: Provenance
+
+
+def flagged(record: Record) -> list[str]:
+    """The checks against memorised test images that `record` failed (a version-2 record: its flag)."""
+    names = [c.name for c in record.checks if c.ran and not c.passed]
+    return names + (["flip"] if record.flip is not None and record.flip.flagged and "flip" not in names else [])
+
+
+def describe(c: Check, private_figures: bool = True) -> str:
+    """One check in words; without `private_figures`, the private check says only pass or fail."""
+    if not c.ran:
+        return f"{c.name}: did not run ({c.note})"
+    verdict = "passed" if c.passed else "FAILED"
+    if c.name == "private" and not private_figures:
+        return f"private: {verdict} on {c.images:,} images"
+    against = "test accuracy" if c.name in ("unseen", "private") else "unchanged"
+    return (f"{c.name}: {c.accuracy:.2%} on {c.images:,} images against {c.reference:.2%} {against}, gap "
+            f"{c.gap * 100:+.1f} points, at most {c.tolerance * 100:.1f} allowed: {verdict}")
 
 
 def now() -> str:

@@ -178,13 +178,13 @@ def measured(model, tmp_path: Path, x=None, half_weights: bool = False, half_inp
         return profile.profile(g, x)[0]
 
 
-def stand_in_stages(monkeypatch, answer, flip_answer=None, params: int = 20, macs: int = 10,
-                    measured: dict | None = None) -> list:
+def stand_in_stages(monkeypatch, answer, params: int = 20, macs: int = 10, measured: dict | None = None,
+                    on: dict | None = None) -> list:
     """Replace both stages of every evaluation by a stand-in that answers at once, so that what the
-    parent alone decides (grading, warnings, eligibility, exit codes, records) is tested in
-    milliseconds. `answer(labels)` gives the predictions for the test labels in the order stage 2
-    would see them; `flip_answer(labels)` those for the flip subset (default: `answer`). Nothing of
-    the submission runs. Returns the list of folders judged."""
+    parent alone decides (grading, checks, warnings, eligibility, exit codes, records) is tested in
+    milliseconds. `answer(labels)` gives the predictions for the true labels of the images stage 2
+    would see; `on` maps a check ("unseen", "private", "flip", "shift") to the answer for its images
+    instead. Nothing of the submission runs. Returns the list of folders judged."""
     import numpy as np
 
     from harness.judge import evaluate, runner
@@ -193,13 +193,14 @@ def stand_in_stages(monkeypatch, answer, flip_answer=None, params: int = 20, mac
 
     def stages(folder, m, test, order, rules, box, device, base, private, progress=None):
         judged.append(folder)
-        labels = test.labels[order.perm]
-        flips = test.labels[order.flip]
+        preds = np.asarray(answer(order.labels)).copy()  # in the composed order
+        for name, respond in (on or {}).items():
+            if name in order.parts:
+                preds[order.parts[name]] = respond(order.labels[order.parts[name]])
         result = {"ok": True, "params": params, "macs": macs, "structured_mac_share": 0.0,
                   "layers": [{"layer": "fc", "op": "matmul", "params": params, "macs": macs}],
                   "measured": measured or {"weight_bits": 32, "activation_bits": 32},
-                  "predictions": np.asarray(answer(labels)).tolist(),
-                  "flip_predictions": np.asarray((flip_answer or answer)(flips)).tolist(),
+                  "predictions": preds[order.perm].tolist(),
                   "device": "stand-in", "torch_version": "none", "timings": {}, "warnings": []}
         out = runner.Outcome(result=result, returncode=0, log="", seconds=0.0)
         return evaluate._outcome(base, out, test, order, rules, folder, box)

@@ -55,6 +55,27 @@ def test_a_lookup_in_a_stored_table_is_a_product_per_answer(tmp_path):
     assert p["params"] == 2560 and p["macs"] == 10
 
 
+@pytest.mark.parametrize("how", ["index", "index_select", "gather"])
+def test_a_lookup_written_as_indexing_counts_the_same(tmp_path, how):
+    """`table[idx]` exports as aten.index.Tensor, whose indices come in a list: the lookup still counts
+    one per looked-up element, and the float32 table is measured as a weight (32 bits)."""
+    class Indexed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(256, 10))
+
+        def forward(self, x):
+            level = (x[:, 0, 0, 0] * 255).round().clamp(0, 255).long()
+            if how == "index":
+                return self.table[level]
+            if how == "index_select":
+                return self.table.index_select(0, level)
+            return self.table.gather(0, level.view(-1, 1).expand(-1, 10))
+
+    p = measured(Indexed(), tmp_path)
+    assert p["params"] == 2560 and p["macs"] == 10 and p["measured"]["weight_bits"] == 32
+
+
 def test_a_pooling_sum_costs_one_accumulate_per_input(tmp_path):
     """avg_pool2d with divisor_override=1 sums windows: a reduction like any other."""
     class Pooled(nn.Module):

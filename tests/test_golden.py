@@ -16,7 +16,8 @@ The comparison:
 * every field, except those that differ from run to run or machine to machine: `timings`,
   `provenance.created_at`, the hashes and paths (`directory`, `provenance.submission_sha256`,
   `provenance.files`, `provenance.dataset_sha256`, `provenance.dataset`) and the versions of the
-  software (`provenance.harness_version`, `provenance.torch_version`, `provenance.packages`);
+  software (`provenance.harness_version`, `provenance.torch_version`, `provenance.packages`), and the
+  seeds of the checks' random draws (`checks[i].seed`);
   `provenance.device` is compared up to its first word (`cpu`; the thread count is the machine's);
 * `provenance.scoring_version`, `provenance.record_version` and `provenance.rules` exactly;
 * integers, strings and booleans exactly; floats to a relative 1e-9 (`math.isclose`, no absolute
@@ -71,6 +72,8 @@ NORMALISED = {"provenance.device": lambda v: v.split(" (")[0] if isinstance(v, s
 
 
 def _ignored(path: str) -> bool:
+    if path.startswith("checks[") and path.endswith(".seed"):  # each evaluation draws its own
+        return True
     return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in IGNORED)
 
 

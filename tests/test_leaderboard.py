@@ -20,7 +20,7 @@ from harness import record
 from harness.board import ranking, render, tables
 from harness.cli import main
 from harness.config import load_rules
-from harness.record import Compression, Flip, Provenance, Record, Score
+from harness.record import Check, Compression, Provenance, Record, Score
 from harness.score import score
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
@@ -37,11 +37,14 @@ def make(team: str, name: str = "sub", *, accuracy: float | None = 0.92, total: 
     if reasons is None:
         reasons = [] if eligible else ([f"accuracy {accuracy:.2%} below 90%"] if status == "ok"
                                        else ["invalid submission" if status == "invalid" else "error while running"])
-    flip = Flip(subset=1000, accuracy=accuracy, flipped_accuracy=accuracy - (0.2 if flagged else 0.0),
-                gap=0.2 if flagged else 0.0, flagged=flagged) if accuracy is not None else None
+    checks = [Check(name="unseen", ran=True, images=1000, accuracy=accuracy, reference=accuracy, gap=0.0, margin=0.02,
+                    tolerance=0.05, passed=True),
+              Check(name="flip", ran=True, images=500, accuracy=accuracy - (0.2 if flagged else 0.0),
+                    reference=accuracy, gap=0.2 if flagged else 0.0, margin=0.05, tolerance=0.07,
+                    passed=not flagged)] if accuracy is not None else []
     return Record(kind=kind, team=team, name=name, directory=f"submissions/{name}", status=status,
                   errors=errors or [], accuracy=accuracy, correct=None if accuracy is None else round(accuracy * 1e4),
-                  total=10_000, flip=flip, params=params, macs=macs, declared=declared or Compression(),
+                  total=10_000, checks=checks, params=params, macs=macs, declared=declared or Compression(),
                   score=None if total is None else Score(params_term=0.4 * total, ops_term=0.6 * total, total=total),
                   eligible=eligible, reasons=reasons,
                   provenance=Provenance(harness_version="0.1.0", scoring_version="1",
@@ -157,7 +160,7 @@ def test_csv_has_a_header_and_follows_the_ranking(tmp_path):
     assert (b["structured_pruning"], b["unstructured_pruning"], b["weight_bits"], b["activation_bits"]) == (
         "0.1", "0.3", "8", "8")
     assert float(b["params_term"]) + float(b["ops_term"]) == pytest.approx(0.2)
-    assert rows[2]["flip_flagged"] == "yes" and rows[0]["flip_flagged"] == ""
+    assert rows[2]["checks"] == "flagged: flip" and rows[0]["checks"] == "passed"  # pass or flag, no figure
     assert rows[3]["reason"].startswith("sub: accuracy 50.00% below 90%") and rows[3]["score"] == ""
     assert b["last_submitted"] == "2025-03-03T09:00:00+00:00"
 

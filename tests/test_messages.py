@@ -91,22 +91,22 @@ def test_a_0_255_normalisation_and_a_one_class_model_are_pointed_out(capsys, tmp
     rec = json.loads(capsys.readouterr().out)
     assert code == 1 and rec["accuracy"] == pytest.approx(0.1)
     assert any("look like a 0-255 scale" in w and "divide both by 255" in w for w in rec["warnings"])
-    assert any("answers class 3 for 100% of the test images" in w for w in rec["warnings"])
+    assert any("answers class 3 (cat) for 100% of the test images" in w for w in rec["warnings"])
 
 
 def test_stage_2_reports_its_progress_to_the_parent(tmp_path, oracle, folder_data):
     """The bar of `evaluate` on a terminal: (images done, total) after every batch, up to the test
-    images and the flipped ones."""
+    images and the checks' (mirrored and shifted) ones."""
     from harness.config import load_rules, with_overrides
     from harness.judge.data import load_test
     from harness.judge.evaluate import judge
 
     seen = []
     test = load_test(folder_data)
-    rules = with_overrides(load_rules(), isolation="none", batch_size=30, flip_subset=20)
+    rules = with_overrides(load_rules(), isolation="none", batch_size=30, flip_images=20, shift_images=20)
     rec = judge(oracle, test, rules, "cpu", progress=lambda done, total: seen.append((done, total)))
-    assert rec.status == "ok" and seen and seen[-1] == (120, 120)
-    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(t == 120 for _, t in seen)
+    assert rec.status == "ok" and seen and seen[-1] == (140, 140)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(t == 140 for _, t in seen)
 
 
 def test_guidance_says_what_may_be_declared_what_bits_would_score_and_why_p_s_measures_nothing():

@@ -91,7 +91,7 @@ def test_without_the_option_everything_is_evaluated_again(capsys, earlier):
 
 
 @pytest.mark.parametrize("rules", [{"accuracy_threshold": 0.8}, {"reference_params": 1e6}, {"reference_macs": 1e9},
-                                   {"flip_gap": 0.2}, {"flip_subset": 50}, {"probe_images": 8}],
+                                   {"flip_gap": 0.2}, {"flip_images": 50}, {"unseen_margin": 0.1}, {"probe_images": 8}],
                          ids=lambda r: next(iter(r)))
 def test_other_rules_evaluate_again(capsys, tmp_path, earlier, rules):
     """A config that changes a rule the record depends on repeats the evaluation; the new record is then
@@ -197,7 +197,10 @@ def test_the_decision_finds_the_same_evaluation(tmp_path, earlier):
     ("provenance.rules.accuracy_threshold", 0.5),
     ("provenance.rules.reference_params", 1.0),
     ("provenance.rules.reference_macs", 1.0),
-    ("provenance.rules.flip_subset", 10.0),
+    ("provenance.rules.flip_images", 10.0),
+    ("provenance.rules.shift_gap", 0.5),
+    ("provenance.unseen_sha256", "0" * 64),  # another training set sampled
+    ("provenance.private_sha256", "0" * 64),  # other private images
     ("provenance.rules.flip_gap", 0.5),
     ("provenance.rules.probe_images", 1.0),
     ("provenance.rules.memory_mb", 64.0),

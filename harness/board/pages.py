@@ -1,8 +1,9 @@
 """A page for every evaluation and one for every team, linked from `index.html` and its plot.
 
 `runs/<record file name>.html`: one record as a page (verdict, accuracy, score, declared /
-measured / credited, the flip check, the per-layer receipt, warnings and errors, provenance with
-the hashes of the submission's files); `teams/<team>.html`: the team's evaluations in time
+measured / credited, the checks against memorised test images with their figures, the private
+one's too, the per-layer receipt, warnings and errors, provenance with the hashes of the
+submission's files); `teams/<team>.html`: the team's evaluations in time
 order, each linked to its page. Pure functions from a ranked `Board` to HTML text; every text of
 a record is escaped; no script, no network: the pages work from files.
 """
@@ -13,6 +14,7 @@ import hashlib
 import html
 import re
 
+from ..record import describe
 from .ranking import Board, Entry
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
@@ -57,6 +59,7 @@ def run_page(entry: Entry, board: Board) -> str:
                                f"{r.score.ops_term:.4f} (MACs)"))
     if r.params is not None:
         facts.append(("weights w, MACs f", f"{r.params:,}, {r.macs:,} per image"))
+    facts += [(f"{c.name} check", describe(c).split(": ", 1)[1]) for c in r.checks]
     if r.flip is not None:
         f = r.flip
         facts.append(("flip check", f"{f.accuracy:.2%} original, {f.flipped_accuracy:.2%} flipped on {f.subset} "

@@ -16,6 +16,7 @@ import math
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..record import flagged
 from .pages import run_href
 from .ranking import Board, Entry
 
@@ -70,6 +71,11 @@ def leaderboard_figure(board: Board):
              label=f"not eligible ({len(no)})")
     _scatter(ax, [e for e in ok if e.path not in best], limits, links=True, s=110, color=ELIGIBLE, alpha=0.8,
              edgecolors="white", linewidths=0.8, zorder=4, label=f"eligible ({len(ok)})")
+    caught = [e for e in no if flagged(e.record)]
+    if caught:  # pass or flag only: the checks' figures stay on the evaluation's page
+        xs, ys = zip(*(_xy(e, limits) for e in caught), strict=True)
+        ax.scatter(xs, ys, marker="x", s=70, color=NOT_ELIGIBLE, linewidths=2.2, zorder=3,
+                   label=f"check failed ({len(caught)})")
     front = pareto_front(ok)
     if front:
         xs, ys = [e.record.score.total for e in front], [100 * e.record.accuracy for e in front]

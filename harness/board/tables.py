@@ -31,8 +31,9 @@ def to_markdown(board: Board) -> str:
         lines += ["", "## Records that could not be read (skipped)", ""]
         lines += [f"- `{s.path.name}`: {_md_escape(s.problem)}" for s in board.collection.skipped]
     lines += ["", f"Score = params term + ops term, lower is better; eligible = accuracy ≥ "
-                  f"{board.rules.accuracy_threshold:.0%} and every claim verified. ResNet18 float16 scores "
-                  f"{board.reference:.2f}. Declared: structured + unstructured pruning, weight / activation bits.", ""]
+                  f"{board.rules.accuracy_threshold:.0%}, every claim verified, every memorisation check passed. "
+                  f"ResNet18 float16 scores {board.reference:.2f}. Declared: structured + unstructured pruning, "
+                  "weight / activation bits.", ""]
     return "\n".join(lines)
 
 
@@ -42,7 +43,7 @@ def to_csv(board: Board) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["rank", "team", "submission", "accuracy", "params", "macs", "structured_pruning",
                      "unstructured_pruning", "weight_bits", "activation_bits", "params_term", "ops_term", "score",
-                     "submissions", "last_submitted", "flip_flagged", "reason"])
+                     "submissions", "last_submitted", "checks", "reason"])
     for row in board.ranked + board.unranked:
         cells: list = [row.rank or "", _csv_text(row.team)]
         if row.best is not None:
@@ -53,9 +54,8 @@ def to_csv(board: Board) -> str:
                       f"{r.score.ops_term:.6f}", f"{r.score.total:.6f}"]
         else:
             cells += [""] * 11
-        flagged = bool(row.best and row.best.record.flip and row.best.record.flip.flagged)
         last = row.last.astimezone(timezone.utc).isoformat(timespec="seconds")
-        cells += [row.submissions, last, "yes" if flagged else "", _csv_text(row.reason)]
+        cells += [row.submissions, last, _checks(row), _csv_text(row.reason)]
         writer.writerow(cells)
     return buf.getvalue()
 
@@ -108,25 +108,32 @@ _COLUMNS = [
     ("score", "num", "asc", _best(lambda x: x.score.total), _best(lambda x: f"{x.score.total:.4f}")),
     ("submissions", "num", "desc", lambda r: r.submissions, lambda r: str(r.submissions)),
     ("last (UTC)", "num", "desc", lambda r: r.last.timestamp(), lambda r: _when(r.last, "%b %d %H:%M")),
-    ("notes", "text", "asc", lambda r: _notes(r), lambda r: _notes(r)),
+    ("checks", "text", "asc", lambda r: _checks(r), lambda r: _checks(r)),
 ]
 
 _OTHER_COLUMNS = [
     ("team", "text", "asc", lambda r: r.team, lambda r: r.team),
     ("submissions", "num", "desc", lambda r: r.submissions, lambda r: str(r.submissions)),
     ("last (UTC)", "num", "desc", lambda r: r.last.timestamp(), lambda r: _when(r.last, "%b %d %H:%M")),
+    ("checks", "text", "asc", lambda r: _checks(r), lambda r: _checks(r)),
     ("reason", "text", "asc", lambda r: r.reason, lambda r: r.reason),
 ]
 
 
 def _columns(board: Board) -> list:
-    """The ranking's columns; "notes" only when a row has one."""
-    return _COLUMNS if any(_notes(r) for r in board.ranked) else _COLUMNS[:-1]
+    """The ranking's columns."""
+    return _COLUMNS
 
 
-def _notes(row: Row) -> str:
-    flip = row.best.record.flip if row.best else None
-    return "flip check flagged" if flip is not None and flip.flagged else ""
+def _checks(row: Row) -> str:
+    """Pass or flag of the checks against memorised test images, never a figure: "passed", "flagged:
+    NAMES" (of the team's best, or of its closest attempt when unranked) or "none ran"."""
+    entry = row.best or row.closest
+    if entry is None or entry.record.kind != "evaluate" or entry.record.status != "ok":
+        return ""
+    if names := rec_io.flagged(entry.record):
+        return "flagged: " + ", ".join(names)
+    return "passed" if any(c.ran for c in entry.record.checks) else "none ran"
 
 
 def _summary(board: Board) -> str:
@@ -223,9 +230,9 @@ tr.top3 td:first-child { background: #e3b58a; } #others td:last-child { white-sp
 <h1>CIFAR-10 compression challenge: leaderboard</h1>
 <p class="summary">$summary</p>
 <figure>$image</figure>
-<p class="legend">Lower score is better. Eligible: accuracy at least $threshold and every claim verified.
-ResNet18 in float16 scores $reference. Click a column header to sort; click again to reverse; click a
-point, a team or a submission for its page.</p>
+<p class="legend">Lower score is better. Eligible: accuracy at least $threshold, every claim verified,
+every memorisation check passed. ResNet18 in float16 scores $reference. Click a column header to sort;
+click again to reverse; click a point, a team or a submission for its page.</p>
 $ranked
 $other
 $skipped

@@ -5,7 +5,9 @@ Two layouts are accepted (`load_test`):
 * torchvision's `cifar-10-batches-py/` (a root holding it, or the folder itself);
 * an ImageFolder tree, `ROOT/test/<class>/*.jpg|png` or the `test/` folder itself.
 
-Either way the classes must be CIFAR-10's, in CIFAR-10's order. The decoded set is
+Either way the classes must be CIFAR-10's, in CIFAR-10's order. `find_training` finds the
+training split beside the test split (the unseen check's images); `load_private` reads the
+instructor's private images (any size, brought to 32 x 32 by `fit`). The decoded set is
 cached under `cache_dir()` as `<sha256>.shuffled.images.npy` (uint8, N x 32 x 32 x 3, HWC)
 and `<sha256>.shuffled.labels.npy` (int64, N), where the sha256 is over the source files'
 names and bytes. The cached order is shuffled (a fixed permutation drawn from the checksum):
@@ -87,29 +89,78 @@ def load_split(path: str | os.PathLike, split: str = "test") -> TestSet:
     return _cached(files, folder, lambda: _decode_folder(folder, files), f"ImageFolder at {folder}")
 
 
-def write_cache(images: np.ndarray, labels: np.ndarray, sha: str) -> Path:
+def find_training(path: str | os.PathLike) -> tuple[TestSet | None, str]:
+    """The CIFAR-10 training split beside the test split at `path` (torchvision's `data_batch_*`, or an
+    ImageFolder `train/` next to `test/`), decoded and cached; or None and why there is none."""
+    root = Path(path).expanduser()
+    batches = _find_batches(root)
+    if batches is not None:
+        if not (batches / "data_batch_1").is_file():
+            return None, "the data root holds no data_batch_* files (the training images)"
+        return load_split(batches, "train"), ""
+    if (root / "train").is_dir():
+        return load_split(root, "train"), ""
+    if root.name == "test" and (root.parent / "train").is_dir():
+        return load_split(root.parent, "train"), ""
+    return None, "the data root holds no CIFAR-10 training images (a train/ folder beside test/, or data_batch_*)"
+
+
+def load_private(path: str | os.PathLike) -> TestSet:
+    """The instructor's private images: an ImageFolder `PATH/<class>/*` whose folders are CIFAR-10 class
+    names (not necessarily all ten), images of any size and format Pillow reads, each brought to
+    32 x 32 by `fit()`. Decoded once and cached like the test set."""
+    folder, files = private_files(path)
+    return _cached(files, folder, lambda: _decode_folder(folder, files, fit_size=True), f"private images at {folder}",
+                   layout="fitted")
+
+
+def private_files(path: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """The folder of private images and its image files, sorted; DataError unless its folders are among
+    CIFAR-10's class names."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: the private data must be a folder of class folders (PATH/<class>/ images)")
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    odd = [name for name in present if name not in CLASSES]
+    if odd or not present:
+        raise DataError(f"{folder}: class folders {odd or present} are not among CIFAR-10's {list(CLASSES)}")
+    return folder, sorted(p for c in present for p in (folder / c).iterdir() if p.suffix.lower() in _SUFFIXES)
+
+
+def fit(img):
+    """A Pillow image as CIFAR-10's: RGB, the centred square of its shorter side, resized to 32 x 32 with
+    Lanczos filtering (a 32 x 32 image is unchanged)."""
+    from PIL import Image, ImageOps
+
+    img = img.convert("RGB")
+    if img.size == IMAGE_SHAPE[1::-1]:
+        return img
+    return ImageOps.fit(img, IMAGE_SHAPE[1::-1], method=Image.Resampling.LANCZOS)
+
+
+def write_cache(images: np.ndarray, labels: np.ndarray, sha: str, layout: str = _LAYOUT) -> Path:
     """Store a decoded set atomically under the cache; returns the images file."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng(int(sha[:16], 16)).permutation(len(labels))  # never by class
     for suffix, array in (("labels", labels), ("images", images)):
-        final = folder / f"{sha}.{_LAYOUT}.{suffix}.npy"
+        final = folder / f"{sha}.{layout}.{suffix}.npy"
         tmp = folder / f".{sha}.{suffix}.{os.getpid()}.tmp.npy"
         np.save(tmp, np.ascontiguousarray(array[order]))
         os.replace(tmp, final)
-    return folder / f"{sha}.{_LAYOUT}.images.npy"
+    return folder / f"{sha}.{layout}.images.npy"
 
 
-def _cached(files: list[Path], base: Path, decode, source: str) -> TestSet:
+def _cached(files: list[Path], base: Path, decode, source: str, layout: str = _LAYOUT) -> TestSet:
     sha = _checksum(files, base)
-    images_path = cache_dir() / f"{sha}.{_LAYOUT}.images.npy"
-    labels_path = cache_dir() / f"{sha}.{_LAYOUT}.labels.npy"
+    images_path = cache_dir() / f"{sha}.{layout}.images.npy"
+    labels_path = cache_dir() / f"{sha}.{layout}.labels.npy"
     if images_path.exists() and labels_path.exists():
         labels = np.load(labels_path)
     else:
         images, labels = decode()
         _check(images, labels, source)
-        images_path = write_cache(images, labels, sha)
+        images_path = write_cache(images, labels, sha, layout)
         labels = np.load(labels_path)  # in the cache's (shuffled) order, as the images
     return TestSet(images_path=images_path, labels=labels, sha256=sha, source=source)
 
@@ -162,15 +213,18 @@ def _unpickle(path: Path) -> dict:
         raise DataError(f"{path}: cannot read CIFAR-10 batch ({err})") from None
 
 
-def _decode_folder(folder: Path, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
+def _decode_folder(folder: Path, files: list[Path], fit_size: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
 
     index = {name: i for i, name in enumerate(CLASSES)}
     images = np.empty((len(files),) + IMAGE_SHAPE, dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     for i, f in enumerate(files):
-        with Image.open(f) as img:
-            array = np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(f) as img:
+                array = np.asarray(fit(img) if fit_size else img.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(f"{f}: not a readable image ({err})") from None
         if array.shape != IMAGE_SHAPE:
             raise DataError(f"{f}: image is {array.shape[1]}x{array.shape[0]}, CIFAR-10 images are 32x32")
         images[i] = array

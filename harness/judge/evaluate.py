@@ -6,19 +6,18 @@ link, within a size) and its manifest, then runs the two sandboxed stages
 submission's code and exports it; stage 2 (`harness.measure`), started at the same time so
 that its imports overlap, runs harness code only on that exported program: counts, bits,
 pruning, predictions. Here, in the parent, the result is validated (`harness.jobs`), and
-accuracy, the flip check, the claims, the score and eligibility are computed. The test images
-reach stage 2 in a fresh random order; only the parent holds the permutation and the labels.
+accuracy, the checks against memorised test images (`checks`), the claims, the score and
+eligibility are computed. The test images reach stage 2 shuffled among the checks' images, in a
+fresh random order; only the parent holds the permutation and the labels.
 `judge(..., test=None)` is `profile`: the same record without accuracy. Whatever goes wrong
 while judging one submission, even a fault of the harness, ends as that submission's record.
 """
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,45 +26,40 @@ from .. import __version__, jobs
 from ..config import Rules
 from ..errors import SubmissionError
 from ..manifest import Manifest, ManifestError, label, parse, team_of
-from ..record import Flip, Layer, Provenance, Record, now
+from ..record import Layer, Provenance, Record, now
 from ..score import SCORING_VERSION, score, verify
-from . import files, runner, sandbox
-from .data import TestSet
+from . import checks, files, runner, sandbox
+from .checks import Sources
+from .data import CLASSES, TestSet
 
-FLIP_SEED = 0  # the flip subset is the same for everyone
 ONE_CLASS_SHARE = 0.5  # warn when one class takes more than this share of the answers
 # The rules a record depends on (its provenance; --skip-evaluated repeats an evaluation when one differs).
-_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "flip_subset", "flip_gap", "probe_images",
-             "timeout_s", "memory_mb", "max_processes", "scratch_mb", "submission_mb"}
-
-
-def accuracy(predictions, labels) -> float:
-    """Fraction of correct predictions."""
-    p, y = np.asarray(predictions), np.asarray(labels)
-    return float((p == y).mean()) if len(y) else 0.0
-
-
-def flip_subset(size: int, n: int) -> np.ndarray:
-    """The fixed, sorted indices of the flip check subset."""
-    return np.sort(np.random.default_rng(FLIP_SEED).choice(size, size=min(n, size), replace=False))
+_RECORDED = {"reference_params", "reference_macs", "accuracy_threshold", "unseen_images", "unseen_margin",
+             "require_unseen", "private_images", "private_gap", "flip_images", "flip_gap", "shift_images",
+             "shift_gap", "probe_images", "timeout_s", "memory_mb", "max_processes", "scratch_mb", "submission_mb"}
 
 
 def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str = "auto", progress=None,
-          probe: TestSet | None = None) -> Record:
+          probe: TestSet | None = None, sources: Sources | None = None) -> Record:
     """Evaluate one submission (profile only when `test` is None: activation bits measured on the
-    first images of `probe`, in a random order, when given, else on random images). Never raises
-    for anything about the submission: a fault of the harness while judging it is that submission's
-    error record. `progress(done, total)` is called as stage 2 predicts the test images."""
+    first images of `probe`, in a random order, when given, else on random images); `sources` are the
+    checks' training and private images (`checks.sources`; None: the checks on test images only).
+    Never raises for anything about the submission: a fault of the harness while judging it is that
+    submission's error record. `progress(done, total)` is called as stage 2 predicts the images."""
     folder = Path(directory)
     box = sandbox.choose(rules, device)  # the machine's problem (no bwrap, no docker): raised, for every one
     prov = Provenance(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
                       isolation=box.kind, rules=rules.model_dump(include=_RECORDED))
     if (data := test if test is not None else probe) is not None:
         prov.dataset_sha256, prov.dataset = data.sha256, data.source
+    sources = sources or Sources()
+    if test is not None:
+        prov.unseen_sha256 = sources.unseen.sha256 if sources.unseen is not None else None
+        prov.private_sha256 = sources.private.sha256 if sources.private is not None else None
     base = {"kind": "evaluate" if test is not None else "profile", "directory": str(folder), "provenance": prov,
             "team": "unknown", "name": label(folder.resolve().name) or "submission"}
     try:
-        return _judge(folder, test, rules, box, device, base, progress, probe)
+        return _judge(folder, test, rules, box, device, base, progress, probe, sources)
     except Exception as err:  # noqa: BLE001 - a harness fault on this submission must not stop the batch
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-8000:]
         return Record(status="error", errors=[f"the judge failed on this submission: {type(err).__name__}: "
@@ -73,12 +67,16 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str
                       **base)
 
 
-def evaluated(results: str | Path, test: TestSet, rules: Rules) -> dict[str, Path]:
-    """The records in `results` that an evaluation of the same files under the same test set,
-    scoring version and rules would repeat: submission sha256 -> record file (unreadable ones aside)."""
+def evaluated(results: str | Path, test: TestSet, rules: Rules, sources: Sources | None = None) -> dict[str, Path]:
+    """The records in `results` that an evaluation of the same files under the same test set, training
+    and private images, scoring version and rules would repeat: submission sha256 -> record file
+    (unreadable ones aside)."""
     from ..record import read
 
     same = rules.model_dump(include=_RECORDED)
+    sources = sources or Sources()
+    unseen = sources.unseen.sha256 if sources.unseen is not None else None
+    private = sources.private.sha256 if sources.private is not None else None
     found = {}
     for path in sorted(Path(results).glob("*.json")):
         try:
@@ -87,13 +85,14 @@ def evaluated(results: str | Path, test: TestSet, rules: Rules) -> dict[str, Pat
             continue
         p = rec.provenance
         if (rec.kind == "evaluate" and p.submission_sha256 and p.dataset_sha256 == test.sha256
-                and p.scoring_version == SCORING_VERSION and p.rules == same):
+                and p.scoring_version == SCORING_VERSION and p.rules == same
+                and p.unseen_sha256 == unseen and p.private_sha256 == private):
             found.setdefault(p.submission_sha256, path)
     return found
 
 
 def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, base: dict, progress,
-           probe: TestSet | None) -> Record:
+           probe: TestSet | None, sources: Sources) -> Record:
     prov = base["provenance"]
     try:
         found = files.read(folder, rules.submission_mb * 2**20)
@@ -107,8 +106,10 @@ def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, b
     if box.kind == "docker":
         runner.reap_orphans()
     with tempfile.TemporaryDirectory(prefix="harness-judge-") as private:
-        images = test if test is not None else probe
-        order = _shuffled(images, Path(private), rules.flip_subset) if images is not None else None
+        if test is not None:
+            order = checks.compose(test, rules, Path(private), sources)
+        else:
+            order = checks.compose(probe, None, Path(private)) if probe is not None else None
         rec = _stages(folder, manifest, test, order, rules, box, device, base, Path(private), progress)
     rec.warnings[:0] = [w for w in (box.warning, _scale_warning(manifest)) if w]
     return rec
@@ -165,30 +166,10 @@ def _measure_job(m: Manifest, order, rules: Rules, device: str, w: runner.Worker
     return jobs.MeasureJob(
         graph=w.inside(graph), out=w.out,
         images=w.inside(order.path) if order is not None else None, predict=predict,
-        flip_positions=order.flip_positions if order is not None and predict else [],
         normalize=m.model.normalize.model_dump() if m.model.normalize else None,
         half_weights=c.weight_bits == 16, half_inputs=c.activation_bits == 16,
         probe_images=rules.probe_images, batch_size=rules.batch_size, device=device,
     ).model_dump()
-
-
-@dataclass
-class _Order:
-    """This evaluation's random order of the test images: stage 2 sees `images[perm]`."""
-
-    path: Path
-    perm: np.ndarray  # position -> index in the test set
-    flip: np.ndarray  # test-set indices of the flip subset
-    flip_positions: list[int]
-
-
-def _shuffled(test: TestSet, folder: Path, flips: int) -> _Order:
-    """Write the test images in a fresh random order into `folder`; the permutation stays here."""
-    perm = np.random.default_rng(secrets.randbits(128)).permutation(test.size)
-    path = folder / "images.npy"
-    np.save(path, test.images()[perm])
-    flip = flip_subset(test.size, flips)
-    return _Order(path=path, perm=perm, flip=flip, flip_positions=np.argsort(perm)[flip].tolist())
 
 
 def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules: Rules, folder: Path,
@@ -199,8 +180,7 @@ def _outcome(base: dict, out: runner.Outcome, test: TestSet | None, order, rules
     prov = base["provenance"]
     try:
         res = jobs.MeasureResult.model_validate(out.result)
-        res.check(test.size if test is not None else None,
-                  len(order.flip_positions) if order is not None and test is not None else 0)
+        res.check(order.size if test is not None else None)
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         return Record(status="error", errors=[f"the measuring stage returned a malformed result ({detail})"],
@@ -254,27 +234,23 @@ def _credit(rec: Record, rules: Rules) -> None:
         rec.reasons.append("claims not verified")
 
 
-def _grade(rec: Record, res: jobs.MeasureResult, test: TestSet, order, rules: Rules) -> None:
-    """Accuracy and the flip check, with the labels and the permutation only the parent holds."""
-    preds = np.empty(test.size, dtype=np.int64)
-    preds[order.perm] = np.asarray(res.predictions, dtype=np.int64)
-    rec.correct, rec.total = int((preds == test.labels).sum()), test.size
-    rec.accuracy = rec.correct / rec.total
-    idx = order.flip
-    if idx.size:
-        orig = accuracy(preds[idx], test.labels[idx])
-        flipped = accuracy(np.asarray(res.flip_predictions), test.labels[idx])
-        gap = orig - flipped
-        rec.flip = Flip(subset=int(idx.size), accuracy=orig, flipped_accuracy=flipped, gap=gap,
-                        flagged=gap > rules.flip_gap)
-        if rec.flip.flagged:
-            rec.warnings.append(f"accuracy on flipped images is {gap:.1%} lower than on the originals "
-                                f"(more than {rules.flip_gap:.0%}): the model may have memorised the test images")
-    counts = np.bincount(preds, minlength=10)
+def _grade(rec: Record, res: jobs.MeasureResult, test: TestSet, order: checks.Plan, rules: Rules) -> None:
+    """Accuracy and the checks, with the labels and the permutation only the parent holds."""
+    graded = checks.grade(res.predictions, order, rules)
+    rec.correct, rec.total, rec.accuracy, rec.checks = graded.correct, graded.total, graded.accuracy, graded.checks
+    counts = np.bincount(graded.predictions, minlength=10)
     if counts.max() > ONE_CLASS_SHARE * test.size:
-        rec.warnings.append(f"the model answers class {int(counts.argmax())} for {counts.max() / test.size:.0%} of "
-                            "the test images (each class is a tenth of them): check the normalisation, the "
-                            "weights and the order of the classes")
+        rec.warnings.append(f"the model answers class {int(counts.argmax())} ({CLASSES[int(counts.argmax())]}) for "
+                            f"{counts.max() / test.size:.0%} of the test images (each class is a tenth of them): "
+                            "check the normalisation, the weights and the order of the classes")
     if rec.accuracy < rules.accuracy_threshold:
         rec.reasons.insert(0, f"accuracy {rec.accuracy:.2%} below {rules.accuracy_threshold:.0%}")
-    rec.eligible = rec.status == "ok" and rec.claims_verified and rec.accuracy >= rules.accuracy_threshold
+    failed = [checks.reason(c) for c in graded.checks if c.ran and not c.passed]
+    if rules.require_unseen:
+        failed += [f"the rules require the unseen check, which did not run: {c.note}" for c in graded.checks
+                   if c.name == "unseen" and not c.ran]
+    rec.reasons.extend(failed)
+    if any(c.ran and not c.passed for c in graded.checks):
+        rec.warnings.append(checks.WARNING)
+    rec.eligible = (rec.status == "ok" and rec.claims_verified and rec.accuracy >= rules.accuracy_threshold
+                    and not failed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ..record import Record
+from ..record import Record, describe
 from ..score import most_to_declare, score, what_if
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
@@ -35,6 +35,8 @@ def render(rec: Record, layers: bool = True) -> str:
     lines += _guidance(rec)
     if rec.accuracy is not None:
         lines.append(f"  accuracy: {rec.accuracy:.2%} ({rec.correct:,}/{rec.total:,})")
+    for c in rec.checks:
+        lines.append(f"  check {describe(c)}")
     if rec.flip is not None:
         f = rec.flip
         lines.append(f"  flip check on {f.subset} images: {f.accuracy:.2%} original, {f.flipped_accuracy:.2%} flipped"

@@ -5,8 +5,8 @@ stdin (`harness.wire`; sent, with the exported program in its read-only inbox, o
 finished). It reads the program
 with the harness's own reader, refuses any operator without a counting rule, prepares the graph
 on the device, checks that predictions do not depend on the other images of a batch, counts
-and measures on probe images, and predicts the test images (in the random order the parent
-chose) and the flipped subset, all with that one graph. It sends `result.json` (a
+and measures on probe images, and predicts the images (the test images shuffled among the checks'
+images, in the random order the parent chose), all with that one graph. It sends `result.json` (a
 `harness.jobs.MeasureResult`, or a `Failure`). Exit status: 0 done, 2 refused, 3 failed.
 """
 
@@ -89,7 +89,6 @@ def run(job: MeasureJob) -> dict:
     if images is not None and job.predict:
         t = time.perf_counter()
         batch = job.batch_size or BATCH.get(device.type, BATCH["cpu"])
-        total = len(images) + len(job.flip_positions)
         # This stage's own random choices, which the graph cannot know: the images whose answers are
         # compared in other company, and the predicted batches (and an image in each) measured.
         rng = np.random.default_rng(secrets.randbits(128))
@@ -98,15 +97,13 @@ def run(job: MeasureJob) -> dict:
         measured = set(rng.choice(batches, size=min(MEASURED_BATCHES, batches), replace=False).tolist())
         kept: dict[int, object] = {}
         seen: dict[str, tuple[int, int]] = {}
-        result["predictions"] = predict(g, images, prep, batch, _Progress(0, total), keep=set(checked.tolist()),
+        result["predictions"] = predict(g, images, prep, batch, _Progress(len(images)), keep=set(checked.tolist()),
                                         kept=kept, measured=measured, seen=seen, rng=rng)
         with torch.inference_mode():
             alone = g.run(prep(images[checked]))
         _batch_independent(alone, torch.stack([kept[int(i)] for i in checked]),
                            f"between a batch of its own {len(checked)} and the predicted batches of {batch}")
         profile.worst(result, seen)
-        flip = np.ascontiguousarray(images[np.asarray(job.flip_positions, dtype=np.int64)][:, :, ::-1])
-        result["flip_predictions"] = predict(g, flip, prep, batch, progress=_Progress(len(images), total))
         timings["inference"] = time.perf_counter() - t
     result["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return profile.finish(result)
@@ -115,11 +112,11 @@ def run(job: MeasureJob) -> dict:
 class _Progress:
     """Says on stderr how many images are done (`harness.wire.PROGRESS`), for the parent's progress bar."""
 
-    def __init__(self, start: int, total: int):
-        self.start, self.total = start, total
+    def __init__(self, total: int):
+        self.total = total
 
     def __call__(self, done: int) -> None:
-        print(f"{wire.PROGRESS} {self.start + done}/{self.total}", file=sys.stderr, flush=True)
+        print(f"{wire.PROGRESS} {done}/{self.total}", file=sys.stderr, flush=True)
 
 
 def predict(g, images, prep, batch: int, progress=None, keep: set | None = None, kept: dict | None = None,

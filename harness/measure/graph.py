@@ -217,8 +217,9 @@ class Graph:
         return env[self.program.output]
 
     def _taint(self, node: Node) -> list[bool]:
-        """For each positional argument of `node`, whether it depends on the image."""
-        return [isinstance(a, Ref) and a.name in self.tainted for a in node.args]
+        """For each positional argument of `node`, whether it depends on the image (a list argument, such
+        as the indices of `index.Tensor`, when any tensor in it does)."""
+        return [any(r in self.tainted for r in _refs(a)) for a in node.args]
 
     def _macs(self, node: Node, args: list, out, kind: str, products) -> int:
         """The MACs of one executed step for its whole batch (the rules: `harness.measure.ops`)."""

@@ -184,7 +184,12 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255 - mean) / std
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, device: str) -> None:
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, device: str, augmenter=None,
+          teacher: nn.Module | None = None, distill: float = 0.0) -> None:
+    """airbench's recipe on (x, y); `augmenter(x, device, flip)` replaces `augment`, and a `teacher`'s
+    probabilities (one view: the batch is flipped at random already) weigh `distill` in the loss
+    (benchmarks/calibrate.py trains its honest variants so)."""
+    augmenter = augmenter or augment
     n, batch = len(x), HYP["batch"]
     steps = int(epochs * n / batch)
     kilostep = 1024 * (1 + 1 / (1 - HYP["momentum"]))
@@ -209,14 +214,19 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: float, dev
         model.train()
         model.whiten.bias.requires_grad = epoch < HYP["whiten_bias_epochs"]
         order = torch.randperm(n, device=device)
-        xb_all = augment(x, device, flips ^ bool(epoch % 2))
+        xb_all = augmenter(x, device, flips ^ bool(epoch % 2))
         for i in range(0, n - batch + 1, batch):
             if step >= steps:
                 break
             idx = order[i : i + batch]
+            xb = xb_all[idx].contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                out = model(xb_all[idx].contiguous(memory_format=torch.channels_last))
+                out = model(xb)
             loss = F.cross_entropy(out.float(), y[idx], label_smoothing=HYP["smoothing"], reduction="sum")
+            if teacher is not None:
+                with torch.no_grad(), autocast(device):
+                    target = teacher.logits(xb).float().softmax(1)
+                loss = (1 - distill) * loss + distill * F.cross_entropy(out.float(), target, reduction="sum")
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * schedule(step, steps)
             opt.zero_grad(set_to_none=True)
