@@ -208,7 +208,7 @@ def test_the_private_data_report_finds_copies_duplicates_and_unreadable_files(ca
     near = {(d["image"], d["split"]) for d in out["near_duplicates"]}
     assert near == {("dog/test-copy.png", "test"), ("ship/train-mirrored.png", "train")}
     assert [(d["image"], d["same_as"]) for d in out["duplicates_within"]] == [("cat/new0.png", "dog/again.png")]
-    assert out["standard_error"] == pytest.approx((0.9 * 0.1 / 6) ** 0.5)
+    assert out["drawn"] == 6 and out["standard_error"] == pytest.approx((0.9 * 0.1 / 6) ** 0.5)
     assert main(["private-data", str(mine), "--data", str(cifar)]) == 0
     text = capsys.readouterr().out
     assert "near-duplicates of CIFAR-10 images" in text and "dog/test-copy.png ~ a CIFAR-10 test image" in text

@@ -80,8 +80,9 @@ def report(path: str | Path, data: str | Path | None = None) -> tuple[str, dict]
                                          "distance": round(float(dist[i]), 2)}
                                         for i in np.flatnonzero(dist < NEAR) if i < where[i]]
     rules = load_rules()
-    se = math.sqrt(TYPICAL * (1 - TYPICAL) / len(names)) if names else float("nan")
-    out["standard_error"] = se
+    drawn = min(len(names), rules.private_images or len(names))  # what one evaluation predicts
+    se = math.sqrt(TYPICAL * (1 - TYPICAL) / drawn) if names else float("nan")
+    out["standard_error"], out["drawn"] = se, drawn
     out["allowed_gap"] = rules.private_gap + SIGMAS * math.sqrt(se**2 + TYPICAL * (1 - TYPICAL) / 10_000)
     return _text(out, data), out
 
@@ -117,14 +118,15 @@ def _text(r: dict, data) -> str:
     if data is None:
         lines.append("near-duplicates of CIFAR-10: not searched (give --data, the CIFAR-10 root)")
     else:
-        lines.append(f"near-duplicates of CIFAR-10 images (thumbnail distance below {NEAR}): "
-                     f"{len(r['near_duplicates'])}; remove them")
+        found = len(r["near_duplicates"])
+        lines.append(f"near-duplicates of CIFAR-10 images (thumbnail distance below {NEAR}): {found}"
+                     + ("; remove them" if found else ""))
         lines += [f"  {d['image']} ~ a CIFAR-10 {d['split']} image of class {d['cifar_class']} "
                   f"(distance {d['distance']})" for d in r["near_duplicates"]]
     lines.append(f"duplicates within the folder: {len(r['duplicates_within'])}")
     lines += [f"  {d['image']} ~ {d['same_as']} (distance {d['distance']})" for d in r["duplicates_within"]]
     if n:
-        lines.append(f"standard error of an accuracy near {TYPICAL:.0%} on {n:,} images: {r['standard_error']:.2%}; "
-                     f"with the default private_gap the check allows about {r['allowed_gap']:.1%} below the test "
-                     "accuracy")
+        lines.append(f"each evaluation draws {r['drawn']:,} of them (private_images): the standard error of an "
+                     f"accuracy near {TYPICAL:.0%} is {r['standard_error']:.2%}, and with the bundled private_gap the "
+                     f"check allows about {r['allowed_gap']:.1%} below the test accuracy")
     return "\n".join(lines)
