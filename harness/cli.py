@@ -104,9 +104,13 @@ def cmd_evaluate(args) -> int:
 
 def _checking(rules, sources) -> str:
     """What the checks against memorised test images will predict besides the test images."""
-    parts = [f"{rules.unseen_images:,} random training images"] if sources.unseen is not None else []
+    from .judge.checks import drawn
+
+    parts = []
+    if sources.unseen is not None:
+        parts.append(f"{drawn(rules.unseen_images, sources.unseen.size):,} random training images")
     if sources.private is not None:
-        parts.append(f"{sources.private.size:,} private images")
+        parts.append(f"{drawn(rules.private_images, sources.private.size):,} private images")
     parts += [f"{n:,} {what} test images" for n, what in ((rules.flip_images, "mirrored"),
                                                           (rules.shift_images, "shifted")) if n]
     text = "memorisation checks: " + (", ".join(parts) if parts else "none") + ", shuffled among the test images"

@@ -153,15 +153,13 @@ def flagged(record: Record) -> list[str]:
     return names + (["flip"] if record.flip is not None and record.flip.flagged and "flip" not in names else [])
 
 
-def describe(c: Check, private_figures: bool = True) -> str:
-    """One check in words; without `private_figures`, the private check says only pass or fail."""
+def describe(c: Check) -> str:
+    """One check's figures and verdict in words (its name aside), for the terminal and the run page."""
     if not c.ran:
-        return f"{c.name}: did not run ({c.note})"
+        return f"did not run ({c.note})"
     verdict = "passed" if c.passed else "FAILED"
-    if c.name == "private" and not private_figures:
-        return f"private: {verdict} on {c.images:,} images"
     against = "test accuracy" if c.name in ("unseen", "private") else "unchanged"
-    return (f"{c.name}: {c.accuracy:.2%} on {c.images:,} images against {c.reference:.2%} {against}, gap "
+    return (f"{c.accuracy:.2%} on {c.images:,} images against {c.reference:.2%} {against}, gap "
             f"{c.gap * 100:+.1f} points, at most {c.tolerance * 100:.1f} allowed: {verdict}")
 
 

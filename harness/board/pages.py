@@ -59,7 +59,7 @@ def run_page(entry: Entry, board: Board) -> str:
                                f"{r.score.ops_term:.4f} (MACs)"))
     if r.params is not None:
         facts.append(("weights w, MACs f", f"{r.params:,}, {r.macs:,} per image"))
-    facts += [(f"{c.name} check", describe(c).split(": ", 1)[1]) for c in r.checks]
+    facts += [(f"{c.name} check", describe(c)) for c in r.checks]
     if r.flip is not None:
         f = r.flip
         facts.append(("flip check", f"{f.accuracy:.2%} original, {f.flipped_accuracy:.2%} flipped on {f.subset} "

@@ -84,6 +84,11 @@ def sources(data: str | Path, rules: Rules, private: str | Path | None = None) -
     return Sources(unseen=unseen, private=load_private(path) if path else None, why_no_unseen=why)
 
 
+def drawn(count: int | None, available: int) -> int:
+    """How many images a check of `count` images (None: all) predicts from `available`."""
+    return available if count is None else min(count, available)
+
+
 def compose(test: TestSet, rules: Rules | None, folder: Path, sources: Sources | None = None) -> Plan:
     """Compose and shuffle one evaluation's images into `folder`/images.npy, with fresh random draws;
     `rules` None: the test images alone (profile's probe images)."""
@@ -100,9 +105,9 @@ def compose(test: TestSet, rules: Rules | None, folder: Path, sources: Sources |
         start += len(y)
 
     def sample(name: str, data: TestSet, count: int | None) -> None:
-        """`count` images of `data` drawn afresh (all of them when None or when it holds no more)."""
+        """`drawn(count, data.size)` images of `data`, drawn afresh when fewer than all."""
         pick = np.arange(data.size)
-        if count is not None and count < data.size:
+        if drawn(count, data.size) < data.size:
             seeds[name] = secrets.randbits(32)
             pick = np.sort(np.random.default_rng(seeds[name]).choice(data.size, size=count, replace=False))
         add(name, np.asarray(data.images()[pick]), data.labels[pick])

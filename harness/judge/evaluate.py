@@ -245,12 +245,13 @@ def _grade(rec: Record, res: jobs.MeasureResult, test: TestSet, order: checks.Pl
                             "check the normalisation, the weights and the order of the classes")
     if rec.accuracy < rules.accuracy_threshold:
         rec.reasons.insert(0, f"accuracy {rec.accuracy:.2%} below {rules.accuracy_threshold:.0%}")
-    failed = [checks.reason(c) for c in graded.checks if c.ran and not c.passed]
+    caught = [c for c in graded.checks if c.ran and not c.passed]
+    failed = [checks.reason(c) for c in caught]
     if rules.require_unseen:
         failed += [f"the rules require the unseen check, which did not run: {c.note}" for c in graded.checks
                    if c.name == "unseen" and not c.ran]
     rec.reasons.extend(failed)
-    if any(c.ran and not c.passed for c in graded.checks):
+    if caught:
         rec.warnings.append(checks.WARNING)
     rec.eligible = (rec.status == "ok" and rec.claims_verified and rec.accuracy >= rules.accuracy_threshold
                     and not failed)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import load_rules
-from .checks import SIGMAS
+from .checks import SIGMAS, drawn
 from .data import CLASSES, find_training, fit, load_test, private_files
 
 NEAR = 5.0  # thumbnail RMS distance (levels of 255) under which two images are near-duplicates
@@ -70,8 +70,8 @@ def report(path: str | Path, data: str | Path | None = None) -> tuple[str, dict]
     out = {"folder": str(folder), "images": len(names), "per_class": counts, "unreadable": unreadable,
            "resized": resized, "near_duplicates": [], "duplicates_within": []}
     if names:
-        thumbs = thumbnails(np.stack(images))
-        mirrored = thumbnails(np.stack(images)[:, :, ::-1])
+        stacked = np.stack(images)
+        thumbs, mirrored = thumbnails(stacked), thumbnails(stacked[:, :, ::-1])
         if data is not None:
             out["near_duplicates"] = _near_cifar(thumbs, mirrored, names, data)
         if len(names) > 1:
@@ -80,9 +80,9 @@ def report(path: str | Path, data: str | Path | None = None) -> tuple[str, dict]
                                          "distance": round(float(dist[i]), 2)}
                                         for i in np.flatnonzero(dist < NEAR) if i < where[i]]
     rules = load_rules()
-    drawn = min(len(names), rules.private_images or len(names))  # what one evaluation predicts
-    se = math.sqrt(TYPICAL * (1 - TYPICAL) / drawn) if names else float("nan")
-    out["standard_error"], out["drawn"] = se, drawn
+    out["drawn"] = drawn(rules.private_images, len(names))  # what one evaluation predicts
+    se = math.sqrt(TYPICAL * (1 - TYPICAL) / out["drawn"]) if names else float("nan")
+    out["standard_error"] = se
     out["allowed_gap"] = rules.private_gap + SIGMAS * math.sqrt(se**2 + TYPICAL * (1 - TYPICAL) / 10_000)
     return _text(out, data), out
 

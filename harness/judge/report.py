@@ -36,7 +36,7 @@ def render(rec: Record, layers: bool = True) -> str:
     if rec.accuracy is not None:
         lines.append(f"  accuracy: {rec.accuracy:.2%} ({rec.correct:,}/{rec.total:,})")
     for c in rec.checks:
-        lines.append(f"  check {describe(c)}")
+        lines.append(f"  check {c.name}: {describe(c)}")
     if rec.flip is not None:
         f = rec.flip
         lines.append(f"  flip check on {f.subset} images: {f.accuracy:.2%} original, {f.flipped_accuracy:.2%} flipped"
