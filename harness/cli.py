@@ -2,16 +2,16 @@
 
     python -m harness profile DIR [--data PATH] [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--private-data PATH] [--device auto|cpu|cuda]
-        [--results DIR] [--json] [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S]
+        [--results DIR] [--json | --quiet] [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S]
         [--memory SIZE] [--processes N] [--gpus]
     python -m harness private-data PATH [--data PATH] [--json]
-    python -m harness leaderboard [--results DIR] [--out DIR]
-    python -m harness plot --team TEAM [--results DIR] [--out FILE]
+    python -m harness leaderboard [--results DIR] [--out DIR] [--rules ID | --config FILE]
+    python -m harness plot --team TEAM [--results DIR] [--out FILE] [--rules ID | --config FILE]
 
 Exit status: 0 evaluated and eligible (profile: claims verified), 1 evaluated but not
-eligible (profile: claims not verified), 2 invalid submission, 3 error while running it.
-With several directories, the worst status wins (3 > 2 > 1 > 0); each gets its record whatever
-happens to the others.
+eligible (profile: claims not verified), 2 invalid submission, 3 error while running it,
+130 interrupted (Ctrl-C). With several directories, the worst status wins (3 > 2 > 1 > 0);
+each gets its record whatever happens to the others, and a line as soon as it is judged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import traceback
 
 from . import __version__
-from .errors import EXIT_ELIGIBLE, EXIT_ERROR, EXIT_INVALID, EXIT_NOT_ELIGIBLE, HarnessError
+from .errors import EXIT_ELIGIBLE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NOT_ELIGIBLE, HarnessError
 
 _SEVERITY = (EXIT_ELIGIBLE, EXIT_NOT_ELIGIBLE, EXIT_INVALID, EXIT_ERROR)
 EPILOG = """\
@@ -30,7 +30,8 @@ what a submission holds (model.py, weights.pt, submission.yaml): submissions/REA
 score, lower is better (w weights, f MACs per image; p_s, p_u pruned fractions; q_w, q_a bits):
   [1-(p_s+p_u)]*(q_w/32)*w / 5.6e6  +  (1-p_s)*(max(q_w,q_a)/32)*f / 2.8e8
 exit status: 0 eligible (profile: claims verified), 1 not eligible (claims not verified),
-  2 invalid submission, 3 error while running it; with several directories, the worst"""
+  2 invalid submission, 3 error while running it; with several directories, the worst;
+  130 interrupted (Ctrl-C)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - a harness bug: say so, briefly, unless --debug
         print(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
         if args.debug:
@@ -68,38 +69,77 @@ def cmd_profile(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import time
+
     from . import record as rec_io
     from .config import load_rules
+    from .jobs import plain
+    from .judge.batch import Bar, Batch
     from .judge.checks import sources as find_sources
     from .judge.data import load_test
     from .judge.evaluate import evaluated, judge
+    from .judge.report import render
 
+    talk = not args.json
+    if talk:
+        _log_to_stderr()
     rules = _limited(load_rules(args.config), args)
     test = load_test(args.data)
     sources = find_sources(args.data, rules, args.private_data)
-    if not args.json:
+    if talk:
         print(_checking(rules, sources), file=sys.stderr)
     done = evaluated(args.results, test, rules, sources) if args.skip_evaluated else {}
+    earlier = {d: done.get(_identity(d, rules)) for d in args.dirs} if done else {}
+    batch = Batch(len(args.dirs), sum(earlier.get(d) is None for d in args.dirs))
+    several = len(args.dirs) > 1
     records, skipped = [], []
-    for d in args.dirs:
-        if (earlier := done.get(_identity(d, rules))) is not None:
-            skipped.append(earlier)
-            if not args.json:
-                print(f"skipping {d}: evaluated already ({earlier.name})", file=sys.stderr)
-            continue
-        if not args.json:
-            print(f"evaluating {d} on {test.size:,} test images ...", file=sys.stderr, flush=True)
-        with _Bar(args) as bar:
-            r = judge(d, test, rules, args.device, progress=bar, sources=sources)
-        path = rec_io.write(r, args.results)
-        if not args.json:
-            print(f"  record: {path}", file=sys.stderr)
-        records.append(r)
-    _show(records, args)
-    if args.skip_evaluated and not args.json:
-        print(f"{len(records)} evaluated, {len(skipped)} skipped (evaluated already with these files and rules)",
-              file=sys.stderr)
-    return _worst([*records, *(rec_io.read(p) for p in skipped)])
+    try:
+        for d in args.dirs:
+            if (path := earlier.get(d)) is not None:
+                skipped.append(rec_io.read(path))
+                if talk:
+                    print(batch.skip(d, skipped[-1], path), file=sys.stderr)
+                continue
+            if talk:
+                print(batch.start(d) if several else f"evaluating {d} on {test.size:,} test images ...",
+                      file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            with Bar(talk) as bar:
+                r = judge(d, test, rules, args.device, progress=bar, sources=sources)
+            written = rec_io.write(r, args.results)
+            records.append(r)
+            line = batch.verdict(d, r, time.perf_counter() - start)
+            if talk:
+                if not args.quiet:
+                    print(plain(render(r)), flush=True)
+                    print(f"  record: {written}", file=sys.stderr)
+                    if args.debug and r.traceback:
+                        print(plain(r.traceback), file=sys.stderr)
+                if several or args.quiet:
+                    print(line, file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        if talk:
+            print("\n" + batch.summary(interrupted=True), flush=True)
+            print(f"the records above are in {args.results}; to go on, run the same command with --skip-evaluated",
+                  file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        _show(records, args)
+    elif several or args.skip_evaluated:
+        print(batch.summary())
+    return _worst([*records, *skipped])
+
+
+def _log_to_stderr() -> None:
+    """The harness's INFO lines (the test set decoded once, ...) on stderr, as plain lines."""
+    import logging
+
+    log = logging.getLogger("harness")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def _checking(rules, sources) -> str:
@@ -127,29 +167,6 @@ def cmd_private(args) -> int:
     return EXIT_ELIGIBLE
 
 
-class _Bar:
-    """A progress bar of the images predicted (tqdm), on a terminal only and never with --json;
-    called as `bar(done, total)`."""
-
-    def __init__(self, args):
-        self.on = not args.json and sys.stderr.isatty()
-        self.tqdm = None
-
-    def __enter__(self):
-        return self if self.on else None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.tqdm is None:
-            from tqdm import tqdm
-
-            self.tqdm = tqdm(total=total, unit="img", desc="  predicting", leave=False, file=sys.stderr)
-        self.tqdm.update(done - self.tqdm.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.tqdm is not None:
-            self.tqdm.close()
-
-
 def _identity(directory, rules) -> str | None:
     """The submission's sha256 over its files, or None when they cannot be read (it is then judged)."""
     from .errors import SubmissionError
@@ -174,6 +191,8 @@ def cmd_leaderboard(args) -> int:
           f"without an eligible submission, "
           f"{len(c.entries)} evaluations read, {len(c.skipped)} unreadable skipped "
           f"({time.perf_counter() - start:.1f} s)")
+    for note in board.notes:
+        print(f"  note: {note}")
     for path in written.values():
         print(f"  {path}")
     return EXIT_ELIGIBLE
@@ -202,11 +221,13 @@ def cmd_plot(args) -> int:
 
 
 def _board(args):
-    """The ranked board of `args.results`; unreadable records are reported on stderr."""
+    """The ranked board of `args.results` under one set of rules (the records', or those `--rules` or
+    `--config` picks); unreadable records are reported on stderr."""
     from .board.ranking import build
     from .config import load_rules
 
-    board = build(args.results, load_rules(args.config))
+    pick = args.rules or (load_rules(args.config) if args.config else None)
+    board = build(args.results, load_rules(), pick)
     for s in board.collection.skipped:
         print(f"skipped {s.path}: {s.problem}", file=sys.stderr)
     return board
@@ -304,6 +325,8 @@ def _parser() -> argparse.ArgumentParser:
                          "private_gap of its test accuracy")
     ev.add_argument("--results", default="leaderboard/results", metavar="DIR",
                     help="where records are written (default: leaderboard/results)")
+    ev.add_argument("--quiet", action="store_true",
+                    help="no receipts: one verdict line per submission as it is judged, and the summary")
     ev.add_argument("--skip-evaluated", action="store_true",
                     help="skip a submission whose files already have a record in --results made with this test "
                          "set, scoring version and rules (to go on after an interrupted batch)")
@@ -321,7 +344,10 @@ def _parser() -> argparse.ArgumentParser:
     pd.set_defaults(func=cmd_private)
 
     board = argparse.ArgumentParser(add_help=False)
-    board.add_argument("--config", help="competition config YAML (default: the bundled competition.yaml)")
+    board.add_argument("--config", help="show the records made under this config's rules (default: the records' "
+                                        "own rules, when they share one set)")
+    board.add_argument("--rules", metavar="ID", help="show the records made under the set of rules ID (listed when "
+                                                     "the records were made under several)")
     board.add_argument("--results", default="leaderboard/results", metavar="DIR",
                        help="folder of the records (default: leaderboard/results)")
     board.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -56,6 +56,17 @@ class Rules(BaseModel):
     submission_mb: Annotated[int, Field(ge=1)] = Field(description="most a submission directory's files hold, MiB")
     docker_image: str = Field(min_length=1, description="image of the docker isolation")
     docker_gpus: bool = Field(description="docker isolation: pass --gpus all")
+    roster: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")], list[str]] | None = Field(
+        description="team -> the folders its submissions come from (relative to the config file); a submission's "
+                    "team is then the one whose folder holds it, whatever its manifest says; null: the manifest's")
+
+
+def team_by_folder(rules: Rules, folder: str | Path) -> str | None:
+    """The roster's team whose folder holds `folder` (None when none does); with no roster, None."""
+    where = Path(folder).resolve()
+    found = [team for team, roots in (rules.roster or {}).items()
+             for root in roots if where == Path(root) or Path(root) in where.parents]
+    return found[0] if found else None
 
 
 def with_overrides(rules: Rules, **changes) -> Rules:
@@ -78,6 +89,10 @@ def load_rules(path: str | Path | None = None) -> Rules:
         mine = read_yaml(file, ConfigError)
         if isinstance(mine.get("private_data"), str):  # relative to the file that names it
             mine["private_data"] = str((file.parent / Path(mine["private_data"]).expanduser()).resolve())
+        if isinstance(mine.get("roster"), dict):  # a folder or a list of folders per team, relative to the file
+            mine["roster"] = {team: [str((file.parent / Path(str(f)).expanduser()).resolve())
+                                     for f in (roots if isinstance(roots, list) else [roots])]
+                              for team, roots in mine["roster"].items()}
         values.update(mine)
     try:
         return Rules.model_validate(values)

@@ -6,6 +6,7 @@ EXIT_ELIGIBLE = 0  # evaluated and eligible
 EXIT_NOT_ELIGIBLE = 1  # evaluated but not eligible
 EXIT_INVALID = 2  # the submission (or the command line) is malformed
 EXIT_ERROR = 3  # the submission failed while running, or the harness could not run it
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 
 
 class HarnessError(Exception):
@@ -40,7 +41,7 @@ class ConfigError(HarnessError):
 
 def dtype_hint(message: str) -> str:
     """A word on dtypes when `message` is about float16 against float32, else ''."""
-    if "Half" not in message or not any(w in message for w in ("Float", "dtype", "scalar type")):
+    if "Half" not in message or not any(w in message.lower() for w in ("float", "dtype", "scalar type")):
         return ""
     return ("the harness feeds float32 images and runs the model in float32: keep it float32 (no .half() in "
             "forward) and declare weight_bits and activation_bits 16: the judge then rounds the weights and every "

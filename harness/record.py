@@ -114,6 +114,8 @@ class Provenance(_Model):
     created_at: str
     rules: dict[str, float | None] = Field(default_factory=dict, description="the rules it was judged by; "
                                            "null: a rule without a value (all private images)")
+    team_from: Literal["manifest", "roster"] = Field(
+        "manifest", description="who named the team: the submission's manifest, or the config's roster by folder")
 
 
 class Record(_Model):
@@ -161,6 +163,15 @@ def describe(c: Check) -> str:
     against = "test accuracy" if c.name in ("unseen", "private") else "unchanged"
     return (f"{c.accuracy:.2%} on {c.images:,} images against {c.reference:.2%} {against}, gap "
             f"{c.gap * 100:+.1f} points, at most {c.tolerance * 100:.1f} allowed: {verdict}")
+
+
+def percent(share: float, least: int = 0) -> str:
+    """A share as a percentage with the digits that matter: 0.9 -> '90%', 0.9025 -> '90.25%', with at
+    least `least` decimals (accuracies: 2, so 0.9002 -> '90.02%'), at most 4."""
+    for digits in range(least, 5):
+        if abs(round(share * 100, digits) - share * 100) < 1e-9:
+            break
+    return f"{share * 100:.{digits}f}%"
 
 
 def now() -> str:

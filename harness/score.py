@@ -64,22 +64,47 @@ def verify(declared: Compression, measured: Compression) -> tuple[Compression, l
     return Compression(**effective), failures
 
 
+HALF_BITS = 16  # a claim of 16 bits always verifies: the judge rounds what it claims to float16 itself
+
+
 def most_to_declare(measured: Compression) -> Compression:
     """The strongest claims that verify against `measured`: its pruning (rounded down to 4 decimals)
-    and its bits."""
+    and its bits, at most 16 (declared 16 bits, the judge rounds the weights or activations to
+    float16 before measuring, so a float32 model verifies at 16)."""
     def down(x: float) -> float:
         return math.floor(x * 1e4 + 1e-9) / 1e4
 
     return Compression(structured_pruning=down(measured.structured_pruning),
                        unstructured_pruning=down(measured.unstructured_pruning),
-                       weight_bits=measured.weight_bits, activation_bits=measured.activation_bits)
+                       weight_bits=min(measured.weight_bits, HALF_BITS),
+                       activation_bits=min(measured.activation_bits, HALF_BITS))
+
+
+def judged(measured: Compression, declared: Compression) -> Compression:
+    """What the judge would measure with `declared` claimed: a 16-bit claim makes it round the
+    weights (activations) to float16 first, so their bits measure at most 16."""
+    def bits(m: int, d: int) -> int:
+        return min(m, HALF_BITS) if d == HALF_BITS else m
+
+    return measured.model_copy(update={"weight_bits": bits(measured.weight_bits, declared.weight_bits),
+                                       "activation_bits": bits(measured.activation_bits, declared.activation_bits)})
+
+
+def advice(params: int, macs: int, measured: Compression, mac_share: float | None, rules) -> tuple[Compression, Score]:
+    """The most to declare and its score, re-scored as the judge would: the claims verified against
+    what the judge measures with them declared, the score of what that credits."""
+    best = most_to_declare(measured)
+    effective, failures = verify(best, judged(measured, best))
+    if failures:  # a bug of most_to_declare, never the student's: say it rather than advise wrongly
+        raise ValueError(f"the advised claims would not verify: {'; '.join(failures)}")
+    return best, score(params, macs, effective, mac_share, rules)
 
 
 def what_if(params: int, macs: int, measured: Compression, mac_share: float | None, rules,
-            bits=(16, 8, 4, 2)) -> list[tuple[int, float]]:
+            bits=(8, 4, 2)) -> list[tuple[int, float]]:
     """Hypothetical scores: the measured pruning with weights and activations at each of `bits`
-    (below what was measured). Not verified: the model would have to be quantised so."""
+    below what may be declared. Not verified: the model would have to be quantised so."""
     best = most_to_declare(measured)
-    top = max(measured.weight_bits, measured.activation_bits)
+    top = max(best.weight_bits, best.activation_bits)
     return [(b, score(params, macs, best.model_copy(update={"weight_bits": b, "activation_bits": b}), mac_share,
                       rules).total) for b in bits if b < top]

@@ -164,12 +164,76 @@ def test_kill_9_mid_batch_loses_nothing_leaves_no_worker_and_the_rerun_does_the_
     assert survivors(marker, tmp_path) == []
     assert [read(p).team for p in results.glob("*.json")] == ["first"]
     again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    assert "skipping" in again.stderr and "2 evaluated, 1 skipped" in again.stderr, again.stderr
+    assert "skipped" in again.stderr and "2 evaluated, 1 skipped" in again.stdout, again.stdout + again.stderr
     teams = {read(p).team: read(p) for p in results.glob("*.json")}
     assert sorted(teams) == ["first", "slow", "third"] and "time limit of 15 s" in teams["slow"].errors[0]
+    shutil.rmtree(scratch)
+
+
+def test_ctrl_c_mid_batch_says_where_it_stopped_exits_130_and_the_resume_does_the_rest(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) while the second of three submissions is judged:
+    exit status 130, the summary of what was judged, how to go on, no worker left; the same command
+    with --skip-evaluated judges the other two, each with its verdict line as it is judged."""
+    isolation = "bwrap" if sandbox.bwrap_problem() is None else "none"
+    marker = f"ctrl-c-{os.getpid()}-{time.time_ns()}"
+    dirs = [make_submission(tmp_path / name, ORACLE, manifest={"team": name}) for name in ("first", "slow", "third")]
+    code = (dirs[1] / "model.py").read_text()
+    (dirs[1] / "model.py").write_text(code.replace("def build_model():",
+                                                   "def build_model():\n    __import__('time').sleep(600)"))
+    data = write_folder(tmp_path / "data", *class_images())
+    results, scratch = tmp_path / "results", tmp_path / "scratch"
+    scratch.mkdir()
+    argv = [sys.executable, "-m", "harness", "evaluate", *map(str, dirs), "--data", str(data), "--results",
+            str(results), "--isolation", isolation, "--skip-evaluated", "--quiet"]
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch), "BATCH_MARKER": marker}
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (list(results.glob("*.json")) and _building(scratch)):
+        time.sleep(0.2)
+    assert _building(scratch), "the batch never reached its second submission"
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (out, err)
+    assert "[1/3] first/first: ELIGIBLE, score" in err and "[2/3] evaluating" in err
+    assert "interrupted: 1 of 3 submissions: 1 evaluated, 0 skipped" in out and "2 not evaluated" in out
+    assert "run the same command with --skip-evaluated" in err
+    time.sleep(1)
+    assert survivors(marker, tmp_path) == [] and [read(p).team for p in results.glob("*.json")] == ["first"]
+
+    (dirs[1] / "model.py").write_text(code)  # the student fixes it; the instructor goes on
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "[1/3] skipped" in again.stderr and "[3/3] third/third: ELIGIBLE" in again.stderr
+    assert "3 of 3 submissions: 2 evaluated, 1 skipped" in again.stdout
+    assert [ln.split()[0] for ln in again.stdout.splitlines()[1:]] == ["first/first", "slow/slow", "third/third"]
     shutil.rmtree(scratch)
 
 
 def _building(scratch: Path) -> bool:
     return any(p.name.startswith("harness-build-") for p in scratch.iterdir())
 
+
+
+def test_a_verdict_line_says_the_count_the_time_left_and_the_first_informative_line():
+    from harness.judge.batch import Batch
+    from harness.record import Compression, Score
+
+    prov = Provenance(harness_version="t", scoring_version="3", created_at=now())
+    bad = Record(team="t", name="typo", directory="/home/prof/in/t/typo", status="invalid", provenance=prov,
+                 errors=["/home/prof/in/t/typo/submission.yaml: 1 problem(s)\n  compression.weight_bits: Input "
+                         "should be a valid integer (got 'eight')"])
+    good = Record(team="t", name="v2", directory="in/t/v2", status="ok", accuracy=0.9002, eligible=False,
+                  reasons=["accuracy 90.02% below 90.25%"], declared=Compression(),
+                  score=Score(params_term=0.1, ops_term=0.2, total=0.3), provenance=prov)
+    batch = Batch(total=4, todo=3)
+    assert batch.verdict("in/t/typo", bad, 10.0) == (
+        "[1/4] t/typo: INVALID: submission.yaml: 1 problem(s): compression.weight_bits: Input should be a valid "
+        "integer (got 'eight')  (10 s; 2 to go, about 20 s left)")
+    assert batch.verdict("in/t/v2", good, 50.0) == (
+        "[2/4] t/v2: not eligible (accuracy 90.02% below 90.25%), score 0.3000, accuracy 90.02%  "
+        "(50 s; 1 to go, about 30 s left)")
+    summary = batch.summary(interrupted=True)
+    assert summary.splitlines()[0] == ("interrupted: 2 of 4 submissions: 2 evaluated, 0 skipped (evaluated already "
+                                       "with these files and rules), 2 not evaluated")
+    assert [ln.split()[:2] for ln in summary.splitlines()[1:]] == [["t/typo", "INVALID"], ["t/v2", "not"]]

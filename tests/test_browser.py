@@ -238,3 +238,38 @@ def _follow(b: Browser, selector: str) -> None:
 
 def _team_rows(b: Browser) -> list:
     return b.js("Array.from(document.querySelectorAll('table tr')).slice(1).map(r => r.innerText)")
+
+
+def test_the_ranked_table_fits_a_1280_px_window(tmp_path, browser):
+    """A class's board (long names, long reasons) in a projector's 1280 px window: no horizontal
+    scrolling of the page or of a table; the score terms are left out there, shown at 1920 px. A team's
+    page shows its slide."""
+    from tests.test_board_class import class_board
+
+    board = ranking.build(class_board.write_class(tmp_path / "results"), RULES)
+    written = render.render(board, tmp_path / "out")
+    fits = ("(() => { const d = document.documentElement; const t = Array.from(document.querySelectorAll("
+            "'div.scroll')).map(s => [s.scrollWidth, s.clientWidth, s.firstElementChild.scrollWidth]);"
+            " return {page: d.scrollWidth, window: window.innerWidth, tables: t}; })()")
+    hidden = ("Array.from(document.querySelectorAll('#ranking thead th')).filter(h => getComputedStyle(h).display"
+              " === 'none').map(h => h.innerText.trim())")
+    for width, gone in ((1280, ["params term", "ops term"]), (1920, [])):
+        browser.send("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False)
+        _open(browser, written["index.html"])
+        seen = browser.js(fits)
+        assert seen["page"] <= seen["window"] == width, seen
+        assert len(seen["tables"]) == 2 and all(outer <= inner and table <= inner
+                                                for outer, inner, table in seen["tables"]), seen
+        assert browser.js(hidden) == gone
+    shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "index-1920.png").write_bytes(shot)
+    rows = _rows(browser, "ranking")
+    assert len(rows) == len(board.ranked) and "the-lottery-ticket-hypothesis-reading-group" in " ".join(rows[13])
+
+    from harness.board.pages import team_href
+
+    _open(browser, tmp_path / "out" / team_href("the-very-long-team-name-of-group-seven"))
+    image = browser.js("(() => { const i = document.querySelector('figure.slide img'); "
+                       "return [i.complete, i.naturalWidth, i.naturalHeight]; })()")
+    assert image == [True, 1280, 720]
+    assert class_board.ROOT not in browser.js("document.body.innerText")

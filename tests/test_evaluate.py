@@ -228,3 +228,37 @@ def build_model():
     assert "does not export with torch.export" in message
     assert "at model.py:10 (forward) `if x.mean().item() > 0.5:" in message  # the student's own line
     assert str(sub) in rec["traceback"] and "/submission/" not in message  # host paths, not the sandbox's
+
+
+def test_a_roster_binds_teams_to_folders_so_no_manifest_files_under_another_team(tmp_path, oracle):
+    """With a roster in the config, a submission's team is the one whose folder holds it; a manifest
+    that names another team is overruled (and told so); a folder outside the roster is refused."""
+    import shutil
+
+    from harness.board import ranking
+    from harness.config import load_rules, with_overrides
+    from harness.judge.evaluate import judge
+    from harness.record import write
+
+    cfg = tmp_path / "course" / "rules.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("roster:\n  tigers: inbox/tigers\n  moles: [inbox/moles, late/moles]\n")
+    rules = with_overrides(load_rules(cfg), isolation="none")
+    assert rules.roster["moles"] == [str(tmp_path / "course" / "inbox" / "moles"),
+                                     str(tmp_path / "course" / "late" / "moles")]
+    spoof = shutil.copytree(oracle, tmp_path / "course" / "late" / "moles" / "v2")  # manifest: team testers
+    rec = judge(spoof, None, rules, "cpu")
+    assert rec.status == "ok" and rec.team == "moles" and rec.provenance.team_from == "roster"
+    assert ("submission.yaml names team 'testers', but the roster files this folder under team 'moles', so the "
+            "record is filed under 'moles'") in rec.warnings
+    stray = judge(shutil.copytree(oracle, tmp_path / "course" / "inbox" / "nobody"), None, rules, "cpu")
+    assert stray.status == "invalid" and "is in none of the team folders of the roster" in stray.errors[0]
+    broken = shutil.copytree(oracle, tmp_path / "course" / "inbox" / "tigers" / "broken")
+    (broken / "submission.yaml").write_text("team: moles\nmodel: [\n")
+    assert judge(broken, None, rules, "cpu").team == "tigers"  # even an invalid manifest names no team
+
+    results = tmp_path / "results"
+    for r in (rec, judge(oracle, None, with_overrides(load_rules(), isolation="none"), "cpu")):
+        write(r.model_copy(update={"kind": "evaluate", "accuracy": 0.95, "eligible": True}), results)
+    notes = ranking.build(results, load_rules(), ranking.rule_sets(ranking.collect(results).entries)[0].ident).notes
+    assert "teams as their submission.yaml names them: no roster binds a team to its folder" in notes

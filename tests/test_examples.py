@@ -75,6 +75,26 @@ def test_example_on_a_subset(capsys, tmp_path, real_subset, example):
 
 
 @needs_data
+def test_the_baseline_without_its_normalize_is_told_to_declare_it(capsys, tmp_path, real_subset):
+    """The commonest real mistake: a model trained on normalised images, its manifest without
+    `normalize`. The student sees why the accuracy is low and what to write."""
+    import shutil
+
+    import yaml
+
+    folder = shutil.copytree(REPO / "submissions" / "baseline-cnn", tmp_path / "forgot-normalize",
+                             ignore=shutil.ignore_patterns("*.log", "README.md"))
+    manifest = yaml.safe_load((folder / "submission.yaml").read_text())
+    del manifest["model"]["normalize"]
+    (folder / "submission.yaml").write_text(yaml.safe_dump(manifest))
+    code, rec = evaluate(capsys, folder, real_subset, tmp_path / "results")
+    assert code == 1 and rec["accuracy"] < 0.6, rec["accuracy"]
+    hint = [w for w in rec["warnings"] if "no model.normalize in submission.yaml" in w]
+    assert hint and "declare the same mean and std there" in hint[0], rec["warnings"]
+    print(hint[0])
+
+
+@needs_data
 @pytest.mark.release
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_on_the_whole_test_set(capsys, tmp_path, stand_in, example):

@@ -215,9 +215,10 @@ def test_a_version_1_record_still_loads():
     assert "structured_mac_share" not in raw and "ops_pruning" not in raw["score"]  # really as v1 wrote it
 
 
-def test_old_and_current_records_rank_and_render_together(tmp_path, capsys):
-    """A version-1 record beside current ones: all load; the v1 record is its team's best (its stored
-    score is the lower) and ranks first; the board renders every page without skipping one."""
+def test_old_and_current_records_load_and_rank_apart(tmp_path, capsys):
+    """A version-1 record beside current ones: all load; made under other rules (scoring version 1,
+    no checks), the v1 record is never ranked with them: the board lists the two sets of rules, and
+    each set renders on its own, every page of it."""
     results = tmp_path / "results"
     results.mkdir()
     shutil.copy(RECORD_V1, results / "old-v1.json")
@@ -227,19 +228,24 @@ def test_old_and_current_records_rank_and_render_together(tmp_path, capsys):
     rerun["provenance"]["created_at"] = "2099-01-01T00:00:00.000+00:00"
     (results / "rerun.json").write_text(json.dumps(rerun), encoding="utf-8")
 
-    board = ranking.build(results, load_rules())
-    assert board.collection.skipped == [] and len(board.collection.entries) == 3
-    assert [(row.rank, row.team, row.best.record.name, row.submissions) for row in board.ranked] == [
-        (1, "veterans", "spectral-oracle", 2), (2, "golden", "tiny-cnn", 1)]
-    assert board.unranked == []
-    versions = {e.record.name: e.record.provenance.record_version for e in board.collection.entries}
+    entries = ranking.collect(results).entries
+    assert len(entries) == 3
+    versions = {e.record.name: e.record.provenance.record_version for e in entries}
     now = record.RECORD_VERSION
     assert versions == {"spectral-oracle": 1, "tiny-cnn": now, "tiny-cnn-rerun": now}
+    current, old = ranking.rule_sets(entries)
+    assert [e.record.name for e in old.entries] == ["spectral-oracle"]
+    with pytest.raises(ranking.LeaderboardError, match="made under 2 different sets of rules") as err:
+        ranking.build(results, load_rules())
+    assert f"rules {old.ident}: 1 record" in str(err.value) and "scoring version 1" in str(err.value)
 
-    out = tmp_path / "board"
-    assert main(["leaderboard", "--results", str(results), "--out", str(out)]) == 0
-    said = capsys.readouterr()
-    assert "skipped" not in said.err and "3 evaluations read, 0 unreadable" in said.out
-    table = (out / "leaderboard.md").read_text(encoding="utf-8")
-    assert table.index("veterans") < table.index("golden")
-    assert len(list((out / "runs").glob("*.html"))) == 3  # a page per evaluation, the v1 one included
+    board = ranking.build(results, load_rules(), current.ident)
+    assert [(row.team, row.best.record.name) for row in board.ranked] == [("golden", "tiny-cnn"),
+                                                                         ("veterans", "tiny-cnn-rerun")]
+    assert board.notes[0] == f"1 record made under other rules is not shown (this board: rules {current.ident})"
+    for ident, pages in ((current.ident, 2), (old.ident, 1)):
+        out = tmp_path / f"board-{ident}"
+        assert main(["leaderboard", "--results", str(results), "--out", str(out), "--rules", ident]) == 0
+        said = capsys.readouterr()
+        assert "skipped" not in said.err and f"{pages} evaluations read, 0 unreadable" in said.out
+        assert len(list((out / "runs").glob("*.html"))) == pages

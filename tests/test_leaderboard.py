@@ -30,8 +30,10 @@ RULES = load_rules()
 def make(team: str, name: str = "sub", *, accuracy: float | None = 0.92, total: float | None = 0.5,
          minutes: float = 0, status: str = "ok", eligible: bool | None = None, reasons: list[str] | None = None,
          errors: list[str] | None = None, params: int = 1_000_000, macs: int = 50_000_000,
-         declared: Compression | None = None, flagged: bool = False, kind: str = "evaluate") -> Record:
-    """A record as the evaluation writes it; `total` is split 40/60 into the two terms."""
+         declared: Compression | None = None, flagged: bool = False, kind: str = "evaluate",
+         rules: dict | None = None) -> Record:
+    """A record as the evaluation writes it, under the bundled rules with `rules` changed; `total` is
+    split 40/60 into the two terms."""
     if eligible is None:
         eligible = status == "ok" and accuracy is not None and accuracy >= RULES.accuracy_threshold
     if reasons is None:
@@ -49,7 +51,9 @@ def make(team: str, name: str = "sub", *, accuracy: float | None = 0.92, total: 
                   eligible=eligible, reasons=reasons,
                   provenance=Provenance(harness_version="0.1.0", scoring_version="1",
                                         created_at=(START + timedelta(minutes=minutes)).isoformat(
-                                            timespec="milliseconds")))
+                                            timespec="milliseconds"),
+                                        rules={**RULES.model_dump(include=set(ranking.RULES_OF_A_BOARD)),
+                                               **(rules or {})}))
 
 
 def write_all(folder: Path, records: list[Record]) -> Path:
@@ -264,7 +268,7 @@ def test_render_writes_every_file(tmp_path):
     board = board_of(results)
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == sorted(f"{e.path.stem}.html" for e in board.collection.entries)
-    assert len(list((out / "teams").iterdir())) == len(board.teams)
+    assert len(list((out / "teams").glob("*.html"))) == len(list((out / "teams").glob("*.png"))) == len(board.teams)
     assert page.count('href="runs/') >= len(board.ranked) and page.count('href="teams/') == len(board.teams)
     gone = board.collection.entries[0].path
     gone.unlink()  # a record removed: its page goes at the next rendering
@@ -293,6 +297,16 @@ def _label_boxes(fig, gids=("team-label",)):
     return [a.get_bbox_patch().get_window_extent(renderer) for a in fig.axes[0].texts if a.get_gid() in gids]
 
 
+def _label_texts(fig, gids=("team-label",)) -> list[str]:
+    return [a.get_text() for a in fig.axes[0].texts if a.get_gid() in gids]
+
+
+def _teams_named(label: str) -> int:
+    """How many teams a label stands for: "N teams: ..." or its comma-separated names."""
+    found = re.match(r"(\d+) teams:", label)
+    return int(found.group(1)) if found else len(re.split(r",\s+", label))
+
+
 def _overlaps(boxes) -> list[tuple[int, int]]:
     return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
 
@@ -312,7 +326,7 @@ def test_team_labels_never_overlap(tmp_path, clustered):
         fig = plots.leaderboard_figure(board)
         fig.canvas.draw()
         boxes = _label_boxes(fig)
-        assert len(boxes) == len(board.ranked)
+        assert sum(map(_teams_named, _label_texts(fig))) == len(board.ranked)  # tied points share one label
         tries = _label_boxes(fig, ("attempt-label",))
         assert len(tries) == sum(row.closest is not None and row.closest.plottable for row in board.unranked)
         boxes += tries
@@ -384,13 +398,46 @@ def test_unknown_team_is_an_error_with_suggestions(tmp_path, capsys):
     assert "did you mean prune-juice" in capsys.readouterr().err
 
 
-def test_config_sets_the_threshold_line(tmp_path):
-    cfg = tmp_path / "rules.yaml"
-    cfg.write_text("accuracy_threshold: 0.85\n")
-    write_all(tmp_path / "r", [make("a", total=0.3)])
-    assert main(["leaderboard", "--config", str(cfg), "--results", str(tmp_path / "r"), "--out",
-                 str(tmp_path / "o")]) == 0
+def test_the_board_takes_its_threshold_and_references_from_the_records(tmp_path):
+    low = {"accuracy_threshold": 0.85, "reference_params": 2.8e6}
+    write_all(tmp_path / "r", [make("a", total=0.3, accuracy=0.87, rules=low)])
+    assert main(["leaderboard", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
+    board = board_of(tmp_path / "r")
+    assert board.rules.accuracy_threshold == 0.85 and board.rules.reference_params == 2.8e6
+    # ResNet18 in float16 under these references: its weight term doubles
+    assert board.reference == pytest.approx(11_169_162 / 2 / 2.8e6 + 555_676_672 / 2 / 2.8e8, rel=1e-12)
     assert "accuracy ≥ 85%" in (tmp_path / "o" / "leaderboard.md").read_text()
+
+
+def test_records_made_under_different_rules_are_never_ranked_together(tmp_path, capsys):
+    exact = {"accuracy_threshold": 0.9025}
+    results = write_all(tmp_path / "r", [make("a", total=0.3, accuracy=0.9002, minutes=1),
+                                         make("b", total=0.2, accuracy=0.95, rules=exact, minutes=2),
+                                         make("c", total=0.25, accuracy=0.93, rules=exact, minutes=3)])
+    out = ["--results", str(results), "--out", str(tmp_path / "o")]
+    assert main(["leaderboard", *out]) == 2
+    err = capsys.readouterr().err
+    assert "made under 2 different sets of rules" in err
+    sets = ranking.rule_sets(ranking.collect(results).entries)
+    latest, older = sets[0], sets[1]
+    assert len(latest.entries) == 2
+    assert f"rules {latest.ident}: 2 records (2025-03-03): accuracy_threshold 0.9025" in err
+    assert f"rules {older.ident}: 1 record (2025-03-03): accuracy_threshold 0.9" in err
+    assert f"--rules {latest.ident} (the latest)" in err and not (tmp_path / "o" / "leaderboard.md").exists()
+
+    assert main(["leaderboard", *out, "--rules", latest.ident]) == 0
+    text = (tmp_path / "o" / "leaderboard.md").read_text()
+    assert "1 record made under other rules is not shown" in text and "| a |" not in text
+    cfg = tmp_path / "old.yaml"
+    cfg.write_text("accuracy_threshold: 0.90\n")
+    assert main(["leaderboard", *out, "--config", str(cfg)]) == 0
+    assert "2 records made under other rules are not shown" in (tmp_path / "o" / "leaderboard.md").read_text()
+    cfg.write_text("accuracy_threshold: 0.95\n")
+    assert main(["leaderboard", *out, "--config", str(cfg)]) == 2
+    assert "no record in" in capsys.readouterr().err
+    assert main(["plot", "--team", "b", "--results", str(results), "--out", str(tmp_path / "b")]) == 2
+    assert main(["plot", "--team", "b", "--rules", latest.ident, "--results", str(results), "--out",
+                 str(tmp_path / "b")]) == 0
 
 
 def test_records_made_with_different_package_versions_are_said_so(tmp_path):

@@ -33,10 +33,12 @@ def records(folder: Path) -> list[Path]:
 
 
 def evaluate(capsys, sub, data, results, *extra) -> tuple[int, str]:
-    """`evaluate --skip-evaluated` as an instructor types it (no --json: the summary goes to stderr)."""
+    """`evaluate --skip-evaluated` as an instructor types it (no --json): what it printed, the summary
+    (stdout) and the verdict and skip lines (stderr)."""
     code = main(["evaluate", *map(str, sub if isinstance(sub, list) else [sub]), "--data", str(data),
                  "--results", str(results), "--isolation", "none", "--device", "cpu", "--skip-evaluated", *extra])
-    return code, capsys.readouterr().err
+    said = capsys.readouterr()
+    return code, said.out + said.err
 
 
 # -- one real evaluation, then the same command ------------------------------------------------------------
@@ -56,8 +58,8 @@ def test_a_real_evaluation_is_skipped_by_the_same_command(capsys, tmp_path, orac
     code, err = evaluate(capsys, [oracle, copy], folder_data, results)
     assert code == 0, err
     assert records(results) == [first], "evaluated again"
-    assert f"skipping {oracle}: evaluated already ({first.name})" in err
-    assert f"skipping {copy}: evaluated already ({first.name})" in err
+    assert f"skipped {oracle}: evaluated already ({first.name})" in err
+    assert f"skipped {copy}: evaluated already ({first.name})" in err
     assert "0 evaluated, 2 skipped (evaluated already with these files and rules)" in err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
 
 from harness import score as score_module
 from harness.config import load_rules, with_overrides
@@ -154,3 +155,57 @@ def test_the_table_covers_what_it_claims():
     assert any(share is not None and 0 < share < comp[0] for comp, share in rows)  # the cap binds
     assert any(share is not None and share > comp[0] > 0 for comp, share in rows)  # it does not
     assert any(share is None for _, share in rows)
+
+
+ADVISED = """
+import torch
+from torch import nn
+
+
+def build_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    with torch.no_grad():
+        for m in model:
+            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+                continue
+            w = m.weight
+            if KIND == "compressed":  # about 60 % zeros, three whole output channels, 127 levels: 7 bits
+                w.mul_((torch.rand_like(w) > 0.6).float())
+                w[:3] = 0
+                step = w.abs().max() / 63
+                w.copy_(torch.round(w / step) * step)
+    return model
+"""
+
+
+@pytest.mark.parametrize("kind", ["float", "compressed"])
+def test_following_the_advice_verifies_and_scores_what_it_promised(tmp_path, kind):
+    """The judge's advice is re-scored for real: the claims it names, written into the manifest,
+    verify when profiled again and score what the advice said, to the last digit."""
+    from harness.judge.evaluate import judge
+    from harness.judge.report import render
+    from harness.score import advice
+    from tests.conftest import make_submission
+
+    rules = with_overrides(RULES, isolation="none")
+    folder = make_submission(tmp_path / kind, f"KIND = {kind!r}\n" + ADVISED)
+    first = judge(folder, None, rules, "cpu")
+    assert first.status == "ok" and first.claims_verified, first.errors
+    best, promised = advice(first.params, first.macs, first.measured, first.structured_mac_share, RULES)
+    assert best.weight_bits <= 16 and best.activation_bits <= 16  # 16 is declarable for a float model
+    assert f"the most you may declare: structured_pruning {best.structured_pruning:.4f}" in render(first)
+    assert f"score {promised.total:.4f}" in render(first) and "what if" in render(first)
+    assert "16 bits" not in render(first).split("what if")[1]  # 16 is advice, not a what-if
+    if kind == "compressed":
+        assert best.structured_pruning > 0.1 and best.unstructured_pruning > 0.4 and best.weight_bits == 7
+
+    manifest = yaml.safe_load((folder / "submission.yaml").read_text())
+    manifest["compression"] = best.model_dump()
+    (folder / "submission.yaml").write_text(yaml.safe_dump(manifest))
+    again = judge(folder, None, rules, "cpu")
+    assert again.claims_verified, again.claim_failures
+    assert again.effective == best
+    assert again.score.total == pytest.approx(promised.total, rel=1e-12)
+    assert again.score.total < first.score.total

@@ -4,8 +4,10 @@
 measured / credited, the checks against memorised test images with their figures, the private
 one's too, the per-layer receipt, warnings and errors, provenance with the hashes of the
 submission's files); `teams/<team>.html`: the team's evaluations in time
-order, each linked to its page. Pure functions from a ranked `Board` to HTML text; every text of
-a record is escaped; no script, no network: the pages work from files.
+order, each linked to its page, with the team's slide (`teams/<team>.png`, written by `render`)
+shown and linked. Pure functions from a ranked `Board` to HTML text; every text of a record is
+escaped, its paths shown relative to the submission directory (`text.relative`: never the
+instructor's absolute paths); no script, no network: the pages work from files.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import html
 import re
 
 from ..record import describe
+from ..text import relative
 from .ranking import Board, Entry
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
@@ -27,6 +30,8 @@ th { background: #24415e; color: #fff; } td.num { text-align: right; font-varian
 .ok { color: #1b6e2d; font-weight: bold; } .no { color: #8a1c1c; font-weight: bold; }
 pre { background: #f3f6f9; padding: .6em; overflow-x: auto; white-space: pre-wrap; } code { font-size: .9em; }
 nav a { margin-right: 1.2em; }
+figure.slide { margin: 1em 0; }
+figure.slide img { width: 100%; max-width: 1280px; height: auto; border: 1px solid #ddd; }
 """
 
 
@@ -41,12 +46,17 @@ def team_href(team: str) -> str:
     return f"teams/{slug}-{hashlib.sha256(team.encode()).hexdigest()[:8]}.html"
 
 
+def team_slide_href(team: str) -> str:
+    """Where a team's slide (PNG) is, relative to the leaderboard folder: beside the team's page."""
+    return team_href(team).removesuffix(".html") + ".png"
+
+
 def run_page(entry: Entry, board: Board) -> str:
     """The page of one evaluation (it lives in runs/, hence the ../ of its links)."""
     r = entry.record
     e = html.escape
     verdict = ('<span class="ok">ELIGIBLE</span>' if r.eligible
-               else f'<span class="no">not eligible</span>: {e("; ".join(r.reasons) or r.status)}')
+               else f'<span class="no">not eligible</span>: {e(_rel("; ".join(r.reasons) or r.status, r))}')
     parts = [f"<nav><a href=\"../index.html\">&larr; leaderboard</a><a href=\"../{team_href(r.team)}\">"
              f"all of team {e(r.team)}</a></nav>",
              f"<h1>{e(r.team)} / {e(r.name)}</h1>",
@@ -67,13 +77,13 @@ def run_page(entry: Entry, board: Board) -> str:
     parts.append(_table(["", ""], [[k, v] for k, v in facts], heads=False))
     if r.declared is not None and r.measured is not None and r.effective is not None:
         rows = [[k, *(_value(getattr(c, k)) for c in (r.declared, r.measured, r.effective))] for k in _KEYS]
+        claims = "verified" if r.claims_verified else "NOT verified: " + e(_rel("; ".join(r.claim_failures), r))
         parts += ["<h2>Compression: declared, measured, credited</h2>",
                   _table(["", "declared", "measured", "credited"], rows),
-                  f"<p>Claims {'verified' if r.claims_verified else 'NOT verified: ' + e('; '.join(r.claim_failures))}"
-                  ".</p>"]
+                  f"<p>Claims {claims}.</p>"]
     for title, items in (("Errors", r.errors), ("Warnings", r.warnings)):
         if items:
-            parts.append(f"<h2>{title}</h2>" + "".join(f"<pre>{e(x)}</pre>" for x in items))
+            parts.append(f"<h2>{title}</h2>" + "".join(f"<pre>{e(_rel(x, r))}</pre>" for x in items))
     if r.layers:
         rows = [[x.layer, x.op, f"{x.params:,}", f"{x.macs:,}", f"{x.zeros:,}", _value(x.weight_bits),
                  _value(x.activation_bits)] for x in r.layers]
@@ -92,8 +102,9 @@ def run_page(entry: Entry, board: Board) -> str:
     return _page(f"{r.team} / {r.name}", "\n".join(parts))
 
 
-def team_page(team: str, board: Board) -> str:
-    """The page of one team: its evaluations in time order (it lives in teams/)."""
+def team_page(team: str, board: Board, slides: bool = True) -> str:
+    """The page of one team: its evaluations in time order and its slide (it lives in teams/; `slides`:
+    whether its slide is written beside it)."""
     e = html.escape
     rows = []
     for entry in board.team_entries(team):
@@ -102,11 +113,21 @@ def team_page(team: str, board: Board) -> str:
         rows.append([entry.time.strftime("%Y-%m-%d %H:%M"), link, r.status,
                      "" if r.accuracy is None else f"{r.accuracy:.2%}",
                      "" if r.score is None else f"{r.score.total:.4f}", "yes" if r.eligible else "no"])
+    slide = team_slide_href(team).removeprefix("teams/")
+    figure = (f'<figure class="slide"><a href="{e(slide, quote=True)}"><img src="{e(slide, quote=True)}" '
+              f'alt="{e(team, quote=True)}: its submissions, accuracy against score" width="1280" height="720">'
+              f'</a><figcaption>The team\'s slide (PNG, <a href="{e(slide, quote=True)}">full size</a>; a PDF: '
+              f'<code>python -m harness plot --team TEAM</code>).</figcaption></figure>') if slides else ""
     body = (f"<nav><a href=\"../index.html\">&larr; leaderboard</a></nav><h1>Team {e(team)}</h1>"
             f"<p>{len(rows)} evaluation{'s' if len(rows) != 1 else ''}, oldest first.</p>"
             + _table(["when (UTC)", "submission", "status", "accuracy", "score", "eligible"], rows, raw={1},
-                     numeric={3, 4}))
+                     numeric={3, 4}) + figure)
     return _page(f"team {team}", body)
+
+
+def _rel(text: str, r) -> str:
+    """A record's text with its paths relative to the submission directory."""
+    return relative(text, r.directory)
 
 
 def _value(v) -> str:

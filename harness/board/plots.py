@@ -3,37 +3,50 @@
 `save_leaderboard` draws every evaluated submission (eligible filled, not eligible hollow),
 the accuracy threshold, the Pareto front of the eligible points, the ResNet18 float16
 reference score and each ranked team's best, labelled (then, in grey, the closest attempt of
-each team with no eligible submission, when there are at most 30 of them). `save_team` draws one team's
-submissions over time for a class presentation (slide-sized PNG and PDF). Labels are
-placed by `place_labels`, a small deterministic routine that tries candidate positions
-around each point, nearest first, and takes the first that overlaps no label, no fixed
-text and no point. matplotlib (Agg canvas) is imported only here, only when drawing.
+each team with no eligible submission, when there are at most 30 of them), zoomed on the
+eligible points (`axes`: the points outside the range are edge markers at the border); the
+board's notes are its footer. `save_team` draws one team's submissions over time for a class
+presentation (slide-sized PNG and PDF): zoomed on the team's own attempts, each numbered and
+listed with its accuracy and score in a table beside the plot. Labels are placed by
+`labels.place_labels` next to their points; points sharing a spot share one label
+(`labels.merge_ties`). Constants: `style`. matplotlib (Agg canvas) is imported only here and
+in the modules it uses, only when drawing.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..record import flagged
-from .pages import run_href
+from ..record import flagged, percent
+from . import axes
+from .axes import xy as _xy  # noqa: F401 - the tests place points as the figures do
+from .labels import merge_ties, place_labels, tie_text
 from .ranking import Board, Entry
+from .style import (
+    ARROW_LENGTH,
+    ARROW_SHRINK,
+    ATTEMPT_SIZE,
+    ATTEMPT_TEXT,
+    ELIGIBLE,
+    FRONT,
+    MAX_ATTEMPT_LABELS,
+    NOT_ELIGIBLE,
+    NOTE_SIZE,
+    NOTE_TEXT,
+    OTHERS,
+    PATH,
+    RC,
+    SLIDE,
+    SLIDE_DPI,
+    WIDE,
+    WIDE_DPI,
+)
+from .team_table import attempt_colours, attempt_table, numbered
 
-WIDE = (16, 9)  # inches; at 120 dpi 1920 x 1080
-WIDE_DPI = 120
-SLIDE = (12.8, 7.2)  # a 16:9 slide; at 150 dpi 1920 x 1080
-SLIDE_DPI = 150
-ELIGIBLE, NOT_ELIGIBLE, FRONT, THRESHOLD, REFERENCE = "#1f5fa8", "#8a8f96", "#e07b00", "#c62828", "#3d3d3d"
-FLOOR_BELOW_THRESHOLD = 25.0  # accuracy axis starts at most this many points under the threshold
-LABEL_SIZE = 17
-ATTEMPT_SIZE = 15  # labels of unranked teams' closest attempts
-ATTEMPT_TEXT = "#50555c"
-MAX_ATTEMPT_LABELS = 30  # more unranked teams than this: their points stay unlabelled
-MARK_R, DOT_R = 10.5, 6.0  # points: half-size of a best's marker, of any other point
-_RC = {"font.size": 20, "axes.labelsize": 24, "axes.titlesize": 26, "xtick.labelsize": 20, "ytick.labelsize": 20,
-       "legend.fontsize": 18, "svg.fonttype": "path", "pdf.fonttype": 42, "svg.hashsalt": "leaderboard",
-       "font.family": "DejaVu Sans"}
+WHITE, BLACK = (1.0, 1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 1.0)  # RGBA: a list of colours needs one form
 
 
 def save_leaderboard(board: Board, png: str | Path, svg: str | Path) -> tuple[Path, Path]:
@@ -45,36 +58,41 @@ def save_leaderboard(board: Board, png: str | Path, svg: str | Path) -> tuple[Pa
     return Path(png), Path(svg)
 
 
-def save_team(board: Board, team: str, out: str | Path) -> tuple[Path, Path]:
-    """Draw `team`'s figure and save it as `out` with the suffixes .png and .pdf (slide-sized)."""
+def save_team(board: Board, team: str, out: str | Path, dpi: float = SLIDE_DPI,
+              formats: tuple[str, ...] = ("png", "pdf"), stamp: str | None = None) -> tuple[Path, ...]:
+    """Draw `team`'s figure and save it as `out` with the suffixes of `formats` (slide-sized; the PNG
+    at `dpi`: 1920 x 1080 at the default 150); `stamp` goes into the PNG's Comment."""
     base = Path(out)
     if base.suffix.lower() in (".png", ".pdf"):
         base = base.with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = base.with_name(base.name + ".png"), base.with_name(base.name + ".pdf")
+    paths = tuple(base.with_name(f"{base.name}.{kind}") for kind in formats)
     with _style():
         fig = team_figure(board, team)
-        fig.savefig(png, dpi=SLIDE_DPI)
-        fig.savefig(pdf, metadata={"CreationDate": None})
-    return png, pdf
+        for path, kind in zip(paths, formats, strict=True):
+            meta = {"CreationDate": None} if kind == "pdf" else ({"Comment": stamp} if stamp else None)
+            fig.savefig(path, dpi=dpi, format=kind, metadata=meta)
+    return paths
 
 
 def leaderboard_figure(board: Board):
     """The leaderboard plot as a matplotlib Figure (Agg canvas)."""
-    fig, ax = _figure(WIDE, WIDE_DPI, (0.075, 0.115, 0.985, 0.83))
+    notes = board.notes
+    fig, ax = _figure(WIDE, WIDE_DPI, (0.09, 0.115 + 0.022 * len(notes), 0.985, 0.83))
     points = [e for e in board.collection.entries if e.plottable]
-    limits = _frame(ax, board, points)
+    limits = axes.board_limits(board, points)
+    axes.draw_frame(ax, board, limits)
     best = {row.best.path for row in board.ranked}
     ok = [e for e in points if e.record.eligible]
     no = [e for e in points if not e.record.eligible]
-    _scatter(ax, no, limits, links=True, s=110, facecolors="none", edgecolors=NOT_ELIGIBLE, linewidths=2.2, zorder=3,
-             label=f"not eligible ({len(no)})")
-    _scatter(ax, [e for e in ok if e.path not in best], limits, links=True, s=110, color=ELIGIBLE, alpha=0.8,
-             edgecolors="white", linewidths=0.8, zorder=4, label=f"eligible ({len(ok)})")
+    hollow = {"s": 110, "facecolors": "none", "edgecolors": NOT_ELIGIBLE, "linewidths": 2.2}
+    axes.scatter(ax, no, limits, links=True, zorder=3, label=f"not eligible ({len(no)})", **hollow)
+    axes.scatter(ax, [e for e in ok if e.path not in best], limits, links=True, s=110, color=ELIGIBLE, alpha=0.8,
+                 edgecolors="white", linewidths=0.8, zorder=4, label=f"eligible ({len(ok)})")
     caught = [e for e in no if flagged(e.record)]
     if caught:  # pass or flag only: the checks' figures stay on the evaluation's page
-        xs, ys = zip(*(_xy(e, limits) for e in caught), strict=True)
-        ax.scatter(xs, ys, marker="x", s=70, color=NOT_ELIGIBLE, linewidths=2.2, zorder=3,
+        xs, ys = zip(*(axes.xy(e, limits) for e in caught), strict=True)
+        ax.scatter(xs, ys, marker="x", s=70, color=NOT_ELIGIBLE, linewidths=2.2, zorder=3, clip_on=False,
                    label=f"check failed ({len(caught)})")
     front = pareto_front(ok)
     if front:
@@ -83,12 +101,10 @@ def leaderboard_figure(board: Board):
                 solid_capstyle="butt", label="Pareto front")
     labelled = [row for row in board.ranked if row.best.plottable]
     bests = [row.best for row in labelled]
-    _scatter(ax, bests, limits, links=True, s=300, color=ELIGIBLE, edgecolors="black", linewidths=2.2, zorder=5,
-             label="team's best (labelled)")
-    low = sum(_marker(e, limits) == "v" for e in points)
-    if low:
-        ax.scatter([], [], marker="v", s=110, facecolors="none", edgecolors=NOT_ELIGIBLE, linewidths=2.2,
-                   label=f"below {limits[2]:.0f} % ({low})")
+    axes.scatter(ax, bests, limits, links=True, s=300, color=ELIGIBLE, edgecolors="black", linewidths=2.2,
+                 zorder=5, label="team's best (labelled)")
+    outside = axes.outside_legend(ax, points, limits, **hollow)
+    counts = axes.edge_counts(ax, points, limits, NOT_ELIGIBLE)
     if not points:
         ax.text(0.5, 0.7, "no evaluation yet", transform=ax.transAxes, ha="center", va="center", fontsize=30,
                 color="#888", bbox={"fc": "white", "ec": "none"})
@@ -99,79 +115,69 @@ def leaderboard_figure(board: Board):
              f"{len(board.collection.entries)} evaluations, updated {board.generated:%Y-%m-%d %H:%M} UTC"
              + (f"  ({len(board.collection.entries) - len(points)} without a score not shown)"
                 if len(points) < len(board.collection.entries) else ""), fontsize=19, color="#444")
-    legend = ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=6, frameon=False, borderaxespad=0.3,
-                       handletextpad=0.4, columnspacing=1.2)
-    fixed = _fixed_texts(ax, board, limits) + [legend]
-    labels = [f"{row.rank}. {row.team}" for row in labelled]
-    anchors = [_xy(e, limits) for e in bests]
-    dots = [_xy(e, limits) for e in points]
-    made = place_labels(ax, anchors, labels, obstacles=fixed, points=dots)
+    if notes:
+        fig.text(0.075, 0.008, "\n".join(f"Note: {n}" for n in notes), fontsize=NOTE_SIZE, color=NOTE_TEXT,
+                 va="bottom", ha="left", parse_math=False)
+    legend = _wide_legend(fig, ax, outside, axes.reference_entry(board, limits))
+    fixed = axes.fixed_texts(ax, board, limits) + [legend] + counts
+    dots = [axes.xy(e, limits) for e in points]
+    made = _label_groups(ax, [axes.xy(e, limits) for e in bests], [f"{row.rank}. {row.team}" for row in labelled],
+                         fixed, dots)
     tries = [row for row in board.unranked if row.closest is not None and row.closest.plottable]
     if len(tries) <= MAX_ATTEMPT_LABELS:  # unranked teams' closest attempts, in grey, after the ranked ones
-        place_labels(ax, [_xy(row.closest, limits) for row in tries], [row.team for row in tries],
-                     obstacles=fixed + made, points=dots, size=ATTEMPT_SIZE, color=ATTEMPT_TEXT, weight="normal",
-                     gid="attempt-label")
+        names = [row.team + (f" ({percent(row.closest.record.accuracy, 2)})"
+                             if axes.side(row.closest, limits) else "") for row in tries]
+        _label_groups(ax, [axes.xy(row.closest, limits) for row in tries], names, fixed + made, dots,
+                      size=ATTEMPT_SIZE, color=ATTEMPT_TEXT, weight="normal", gid="attempt-label")
     return fig
 
 
 def team_figure(board: Board, team: str):
-    """One team's submissions over time: colour by date, path from the first to the best, field in grey."""
-    import matplotlib.dates as mdates
-    import numpy as np
-    from matplotlib import colormaps
-    from matplotlib.colors import ListedColormap, Normalize
-
-    fig, ax = _figure(SLIDE, SLIDE_DPI, (0.105, 0.125, 0.86, 0.80))
+    """One team's submissions over time: colour by date, numbered in time order and listed beside the
+    plot with their accuracy and score, the path from the first to the best, the field in grey."""
+    fig, ax = _figure(SLIDE, SLIDE_DPI, (0.105, 0.125, 0.60, 0.86))
     everyone = [e for e in board.collection.entries if e.plottable]
-    limits = _frame(ax, board, everyone)  # the same axes for every team's slide
     mine = board.team_entries(team)
     shown = [e for e in mine if e.plottable]
+    limits = axes.team_limits(board, shown, everyone)
+    axes.draw_frame(ax, board, limits)
+    fixed = axes.fixed_texts(ax, board, limits)
     row = next((r for r in board.ranked + board.unranked if r.team == team), None)
     others = [e for e in everyone if e.record.team != team]
-    _scatter(ax, others, limits, s=45, color="#c9cdd2", zorder=2, label="other teams")
+    axes.scatter(ax, others, limits, s=45, color=OTHERS, zorder=2)
     best = row.best if row is not None and row.best is not None else None
     target = best or (shown[-1] if shown else None)
     if target is not None:
-        path = [e for e in shown if e.time <= target.time]
-        xy = [_xy(e, limits) for e in path]
-        for (x0, y0), (x1, y1) in zip(xy, xy[1:], strict=False):
-            ax.annotate("", (x1, y1), (x0, y0), zorder=3,
-                        arrowprops={"arrowstyle": "-|>", "color": "#555", "lw": 2, "mutation_scale": 22,
-                                    "shrinkA": 9, "shrinkB": 9})
+        _path(ax, [axes.xy(e, limits) for e in shown if e.time <= target.time])
+    colours = attempt_colours(mine)
+    for mark in axes.MARKERS.values():  # one collection per kind of marker: cheaper to draw than one a point
+        group = [e for e in shown if axes.marker(e, limits) == mark]
+        if group:
+            xs, ys = zip(*(axes.xy(e, limits) for e in group), strict=True)
+            ax.scatter(xs, ys, s=[260 if e is best else 150 for e in group], marker=mark, zorder=5, linewidths=3,
+                       clip_on=False, facecolors=[colours[id(e)] if e.record.eligible else WHITE for e in group],
+                       edgecolors=[BLACK if e is best else colours[id(e)] for e in group])
+    listed = numbered(mine, best)
     if shown:
-        t = [mdates.date2num(e.time) for e in shown]
-        norm = Normalize(min(t), max(t) if max(t) > min(t) else min(t) + 1)
-        cmap = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.82, 256)))  # no pale yellow on white
-        for e, tt in zip(shown, t, strict=True):
-            x, y = _xy(e, limits)
-            colour = cmap(norm(tt))
-            style = {"color": colour} if e.record.eligible else {"facecolors": "white", "edgecolors": colour}
-            if e is best:
-                style["edgecolors"] = "black"
-            ax.scatter([x], [y], s=260 if e is best else 150, zorder=5, linewidths=3, marker=_marker(e, limits),
-                       **style)
-        bar = fig.colorbar(_mappable(cmap, norm), ax=ax, pad=0.015, fraction=0.035)
-        ticks = sorted(set(np.linspace(norm.vmin, norm.vmax, min(len(shown), 5)).tolist()))
-        fmt = "%b %d" if norm.vmax - norm.vmin >= 4 else "%b %d %H:%M"
-        bar.set_ticks(ticks, labels=[mdates.num2date(v).strftime(fmt) for v in ticks])
-        bar.ax.tick_params(labelsize=15)
-        bar.set_label("submitted", fontsize=18)
-        marks = _team_marks(shown, best)
-        place_labels(ax, [_xy(e, limits) for e, _ in marks], [m for _, m in marks],
-                     obstacles=_fixed_texts(ax, board, limits), points=[_xy(e, limits) for e in everyone],
-                     size=16)  # the other teams' grey points too: the slide shows the field
+        marks = [(e, str(k) + (" best" if e is best else "")) for k, e in listed if e.plottable]
+        _label_groups(ax, [axes.xy(e, limits) for e, _ in marks], [m for _, m in marks], fixed,
+                      [axes.xy(e, limits) for e in everyone], size=15, lines=2)  # the field's grey points too
     else:
-        ax.text(0.5, 0.5, "no scored submission", transform=ax.transAxes, ha="center", va="center",
-                fontsize=28, color="#888")
-    ax.scatter([], [], s=150, color="#2a788e", label="eligible")
-    ax.scatter([], [], s=150, facecolors="white", edgecolors="#2a788e", linewidths=3, label="not eligible")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.3, fontsize=17)
+        ax.text(0.5, 0.75, "no scored submission", transform=ax.transAxes, ha="center", va="center",
+                fontsize=28, color="#888", bbox={"fc": "white", "ec": "none", "alpha": 0.9})
+    why = row.reason if best is None and row is not None else ""
+    if why:  # an unranked team: why, under the table
+        fig.text(0.63, 0.125, "Why not ranked:\n" + "\n".join(textwrap.wrap(why, 50, max_lines=6)), va="bottom",
+                 fontsize=13, color="#8a1c1c", parse_math=False, linespacing=1.3)
+    attempt_table(fig, (0.63, 0.125 + (0.2 if why else 0), 0.36, 0.63 - (0.2 if why else 0)), listed, len(mine),
+                  colours, best)
+    _team_legend(fig, ax, board, everyone, limits)
     standing = (f"rank {row.rank} of {len(board.ranked)}, best score {best.record.score.total:.4f} at "
-                f"{best.record.accuracy:.2%}" if best else "no eligible submission yet")
-    fig.suptitle(team, x=0.105, y=0.985, ha="left", fontsize=30, fontweight="bold", parse_math=False)
+                f"{percent(best.record.accuracy, 2)}" if best else "no eligible submission yet")
+    fig.suptitle(team, x=0.085, y=0.985, ha="left", fontsize=30, fontweight="bold", parse_math=False)
     unscored = f" ({len(mine) - len(shown)} without a score)" if len(shown) < len(mine) else ""
-    fig.text(0.105, 0.905, f"{len(mine)} submission{'s' if len(mine) != 1 else ''}{unscored}; {standing}",
-             fontsize=19, color="#444", parse_math=False)
+    sub = f"{len(mine)} submission{'s' if len(mine) != 1 else ''}{unscored}; {standing}"
+    _fit(fig.text(0.085, 0.905, sub, fontsize=17, color="#444", parse_math=False), 0.985)
     return fig
 
 
@@ -185,66 +191,105 @@ def pareto_front(entries: list[Entry]) -> list[Entry]:
     return front
 
 
-def place_labels(ax, anchors, texts, obstacles=(), points=(), size: float = LABEL_SIZE, color: str = "black",
-                 weight: str = "bold", gid: str = "team-label") -> list:
-    """Label each anchor (data coordinates) with its text so that no two labels overlap.
-
-    Greedy and deterministic, in the given order: candidate boxes around the anchor on
-    growing rings (16 directions, right first). The first one inside the axes that overlaps
-    no placed label, no obstacle (artists with a window extent), no anchor's marker and no
-    point (those come first: a label never hides a point while another place is free), and
-    lies nearer its own anchor than any other, wins; failing that, the one with the fewest
-    such faults. Labels off their marker get a leader line. Returns the annotations.
-    """
-    import numpy as np
-
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    px = fig.dpi / 72.0
-    frame = ax.get_window_extent(renderer)
-    dots = ax.transData.transform(np.asarray(points, dtype=float).reshape(-1, 2))
-    spots = ax.transData.transform(np.asarray(anchors, dtype=float).reshape(-1, 2))
-    m = MARK_R * px
-    blocks = [_box(a.get_window_extent(renderer)) for a in obstacles]
-    blocks += [(x - m, y - m, x + m, y + m) for x, y in spots]  # every labelled marker
-    dot_r, pad = DOT_R * px, 0.25 * size * px
-    made = []
-    for k, ((x, y), text) in enumerate(zip(anchors, texts, strict=True)):
-        probe = ax.text(0, 0, text, fontsize=size, fontweight=weight, parse_math=False)
-        ext = probe.get_window_extent(renderer)
-        probe.remove()
-        w, h = ext.width + 2 * pad, ext.height + 2 * pad
-        cands = _candidates(spots[k], w, h, px)
-        cands = cands[(cands[:, 0] >= frame.x0 + 2) & (cands[:, 2] <= frame.x1 - 2)
-                      & (cands[:, 1] >= frame.y0 + 2) & (cands[:, 3] <= frame.y1 - 2)]
-        if not len(cands):
-            cands = _candidates(spots[k], w, h, px)[:1]
-        clash = _overlap(cands, np.asarray(blocks, dtype=float).reshape(-1, 4))
-        near = _overlap(cands, np.hstack([dots - dot_r, dots + dot_r])) if len(dots) else np.zeros(len(cands))
-        own = _distance(cands, spots[k:k + 1])[:, 0]
-        others = _distance(cands, np.delete(spots, k, axis=0))
-        ambiguous = (others < 2 * np.maximum(own, m)[:, None]).any(axis=1)
-        order = np.lexsort((np.arange(len(cands)), near, clash, ambiguous, near > 0, clash > 0))
-        choice = cands[order[0]]
-        blocks.append(tuple(choice))
-        far = own[order[0]] > (MARK_R + 3) * px
-        arrow = {"arrowstyle": "-", "color": "#555", "lw": 1.6, "shrinkA": 0, "shrinkB": MARK_R - 2} if far else None
-        made.append(ax.annotate(text, (x, y), xytext=((choice[0] + pad - spots[k][0]) / px,
-                                                      (choice[1] + pad - spots[k][1]) / px),
-                                textcoords="offset points", ha="left", va="bottom", fontsize=size, color=color,
-                                fontweight=weight, zorder=7, gid=gid, arrowprops=arrow, parse_math=False,
-                                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#777", "lw": 1,
-                                      "alpha": 0.92}))
-    return made
-
-
 # -- helpers ----------------------------------------------------------------------------------------------
+
+def _path(ax, xy: list[tuple[float, float]]) -> None:
+    """A team's path through its points: one line, and an arrowhead just short of each point after the
+    first (one collection: a slide with many attempts draws fast)."""
+    import numpy as np
+    from matplotlib.collections import PathCollection
+    from matplotlib.path import Path as Shape
+    from matplotlib.transforms import IdentityTransform
+
+    if len(xy) < 2:
+        return
+    ax.plot(*zip(*xy, strict=True), color=PATH, lw=2, zorder=3, solid_capstyle="round")
+    screen, px = ax.transData.transform(np.asarray(xy)), ax.figure.dpi / 72.0
+    heads, tips = [], []
+    for a, b in zip(screen[:-1], screen[1:], strict=True):
+        length = float(np.hypot(*(b - a)))
+        if length < (ARROW_SHRINK + ARROW_LENGTH) * px:
+            continue  # too short for a head
+        u = (b - a) / length
+        tips.append(b - u * ARROW_SHRINK * px)
+        turn = np.array([[u[0], -u[1]], [u[1], u[0]]])
+        heads.append(Shape(np.array([[0, 0], [-1, 0.42], [-1, -0.42], [0, 0]]) @ turn.T, closed=True))
+    if heads:
+        ax.add_collection(PathCollection(heads, sizes=[ARROW_LENGTH ** 2] * len(heads), zorder=3,
+                                         offsets=ax.transData.inverted().transform(np.asarray(tips)),
+                                         offset_transform=ax.transData, transform=IdentityTransform(),
+                                         facecolors=PATH, edgecolors=PATH),
+                          autolim=False)
+
+
+def _label_groups(ax, anchors, names, fixed, dots, lines: int | None = None, **style) -> list:
+    """One label per group of anchors sharing a spot (`merge_ties`), listing all its names, placed
+    next to the group's first anchor."""
+    groups = merge_ties(ax, anchors)
+    texts = [tie_text([names[i] for i in g], **({"lines": lines} if lines else {})) for g in groups]
+    return place_labels(ax, [anchors[g[0]] for g in groups], texts, obstacles=fixed, points=dots, **style)
+
+
+def _wide_legend(fig, ax, *extra):
+    """The leaderboard's legend above the plot, on one row when it fits the width, else on two (the
+    plot then shrinks by a row)."""
+    kw = {"loc": "lower left", "bbox_transform": fig.transFigure, "frameon": False, "borderaxespad": 0.3,
+          "handletextpad": 0.4, "columnspacing": 1.0}
+    box = ax.get_position()
+    n = len(ax.get_legend_handles_labels()[0]) + sum(e is not None for e in extra)
+    legend = axes.legend(ax, *extra, bbox_to_anchor=(0.07, box.y1), ncol=n, **kw)
+    width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.bbox.width
+    if width > 0.985 - 0.07:
+        legend.remove()
+        ax.set_position((box.x0, box.y0, box.width, box.height - 0.045))
+        legend = axes.legend(ax, *extra, bbox_to_anchor=(0.07, box.y1 - 0.045), ncol=math.ceil(n / 2), **kw)
+    return legend
+
+
+def _team_legend(fig, ax, board: Board, everyone: list[Entry], limits) -> None:
+    """The slide's legend, above the table, in two columns: the field, its edge markers and the
+    reference line, then the team's marks."""
+    from matplotlib.legend_handler import HandlerTuple
+
+    field = ax.scatter([], [], s=45, color=OTHERS)
+    handles, labels = [field], ["other teams"]
+    for entry in (axes.outside_legend(ax, everyone, limits, s=45, color=OTHERS), axes.reference_entry(board, limits)):
+        if entry is not None:
+            handles.append(entry[0])
+            labels.append(entry[1])
+    if len(handles) == 1:
+        handles.append(ax.scatter([], [], s=0))  # an empty row: the team's marks in the second column
+        labels.append("")
+    handles += [ax.scatter([], [], s=150, color="#2a788e"),
+                ax.scatter([], [], s=150, facecolors="white", edgecolors="#2a788e", linewidths=3)]
+    labels += ["eligible", "not eligible"]
+    fig.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=None, pad=0.1)}, loc="upper left",
+               bbox_to_anchor=(0.625, 0.86), ncol=2, frameon=False, borderaxespad=0, fontsize=14,
+               handletextpad=0.3, columnspacing=0.8)
+
+
+def _fit(text, right: float) -> None:
+    """Cut `text` (an artist of a figure) with "…" until it ends left of `right` (a share of the width)."""
+    renderer, limit, full = text.figure.canvas.get_renderer(), right * text.figure.bbox.width, text.get_text()
+
+    def fits(s: str) -> bool:
+        text.set_text(s)
+        return text.get_window_extent(renderer).x1 <= limit
+
+    if fits(full):
+        return
+    lo, hi = 0, len(full)  # full[:lo] + "…" fits, full[:hi] + "…" does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(full[:mid].rstrip() + "…") else (lo, mid)
+    text.set_text(full[:lo].rstrip() + "…")
+
 
 @contextmanager
 def _style():
     import matplotlib
 
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC):
         yield
 
 
@@ -257,127 +302,3 @@ def _figure(size, dpi, box):
     left, bottom, right, top = box
     ax = fig.add_axes((left, bottom, right - left, top - bottom))
     return fig, ax
-
-
-def _frame(ax, board: Board, points: list[Entry]) -> tuple[float, float, float, float]:
-    """Axes, scales, grid, ticks; returns (xmin, xmax, ymin, ymax) in score and accuracy %."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
-
-    thr = 100 * board.rules.accuracy_threshold
-    xs = [e.record.score.total for e in points] + [board.reference]
-    ys = [100 * e.record.accuracy for e in points] + [thr]
-    lo_x, hi_x = min(xs), max(xs)
-    if hi_x / lo_x < 10:  # at least a decade, around the points
-        mid = math.sqrt(lo_x * hi_x)
-        lo_x, hi_x = min(lo_x, mid / math.sqrt(10)), max(hi_x, mid * math.sqrt(10))
-    span = math.log10(hi_x / lo_x)
-    xmin, xmax = lo_x / 10 ** (0.06 * span + 0.12), hi_x * 10 ** (0.06 * span + 0.12)
-    floor = thr - FLOOR_BELOW_THRESHOLD
-    ymin, ymax = min(max(min(ys), floor), thr - 4.0), min(max(max(ys), thr + 4.0), 100.0)
-    pad = max(1.0, 0.12 * (ymax - ymin))
-    ymin, ymax = max(ymin - pad, floor - 1.0, 0.0), min(ymax + pad, 101.0)
-    ax.set_xscale("log")
-    ax.set_xlim(xmin, xmax)
-    ax.set_ylim(ymin, ymax)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 5, 10], integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} %"))
-    ax.grid(True, which="major", color="#e3e3e3", lw=1.2, zorder=0)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.set_xlabel("score (log scale)   ←  smaller, better")
-    ax.set_ylabel("test accuracy")
-    ax.axhline(thr, color=THRESHOLD, lw=2.5, ls=(0, (6, 4)), zorder=1)
-    ax.axvline(board.reference, color=REFERENCE, lw=2.2, ls=(0, (2, 3)), zorder=1)
-    return xmin, xmax, ymin, ymax
-
-
-def _fixed_texts(ax, board: Board, limits) -> list:
-    thr = 100 * board.rules.accuracy_threshold
-    a = ax.text(limits[1] / 1.03, thr - 0.004 * (limits[3] - limits[2]), f"{thr:g} % threshold", ha="right",
-                va="top", color=THRESHOLD, fontsize=18, fontweight="bold", zorder=2.5,
-                bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 2})
-    b = ax.text(board.reference / 1.03, limits[2] + 0.015 * (limits[3] - limits[2]),
-                f"ResNet18 float16\nscore {board.reference:.2f}", ha="right", va="bottom", color=REFERENCE,
-                fontsize=16, zorder=2.5, bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 2})
-    return [a, b]
-
-
-def _xy(e: Entry, limits) -> tuple[float, float]:
-    """Plot position; accuracy below the axis floor sits on the floor (drawn as a down triangle)."""
-    return e.record.score.total, max(100 * e.record.accuracy, limits[2] + 0.012 * (limits[3] - limits[2]))
-
-
-def _marker(e: Entry, limits) -> str:
-    return "v" if 100 * e.record.accuracy < limits[2] else "o"
-
-
-def _scatter(ax, entries: list[Entry], limits, label: str | None = None, links: bool = False, **style) -> None:
-    """Points, circles above the axis floor and down triangles for those below it; with `links`, each
-    point of the SVG links to its evaluation's page."""
-    for marker in ("o", "v"):
-        mine = [e for e in entries if _marker(e, limits) == marker]
-        if mine or (marker == "o" and label):
-            xs, ys = zip(*(_xy(e, limits) for e in mine), strict=True) if mine else ((), ())
-            points = ax.scatter(xs, ys, marker=marker, label=label if marker == "o" else None, **style)
-            if links:
-                points.set_urls([run_href(e) for e in mine])
-
-
-def _team_marks(shown: list[Entry], best: Entry | None) -> list[tuple[Entry, str]]:
-    marks = {id(shown[0]): (shown[0], f"first: {shown[0].record.name} ({shown[0].time:%b %d})")}
-    if best is not None:
-        marks[id(best)] = (best, f"best: {best.record.name}, {best.record.score.total:.3f}")
-    if shown[-1] is not best and len(shown) > 1:
-        marks[id(shown[-1])] = (shown[-1], f"latest: {shown[-1].record.name} ({shown[-1].time:%b %d})")
-    if best is not None and best is shown[0]:
-        marks[id(best)] = (best, f"first and best: {best.record.name}, {best.record.score.total:.3f}")
-    return list(marks.values())
-
-
-def _mappable(cmap, norm):
-    from matplotlib.cm import ScalarMappable
-
-    return ScalarMappable(norm=norm, cmap=cmap)
-
-
-def _candidates(xy, w: float, h: float, px: float):
-    """Boxes (x0, y0, x1, y1) around xy, in order of preference: rings of growing radius, 16 directions
-    each, right first. Each box touches the ring point with its nearest side or corner."""
-    import numpy as np
-
-    angles = np.radians([0, 45, -45, 90, -90, 135, -135, 180, 22.5, -22.5, 67.5, -67.5, 112.5, -112.5,
-                         157.5, -157.5])
-    radii = np.array([12, 18, 26, 36, 48, 62, 78, 96, 116, 138, 162, 188, 216, 246, 280, 320, 370, 430, 500]) * px
-    c, s = np.tile(np.cos(angles), len(radii)), np.tile(np.sin(angles), len(radii))
-    r = np.repeat(radii, len(angles))
-    x0 = xy[0] + r * c - np.where(c > 0.3, 0.0, np.where(c < -0.3, w, w / 2))
-    y0 = xy[1] + r * s - np.where(s > 0.3, 0.0, np.where(s < -0.3, h, h / 2))
-    return np.stack([x0, y0, x0 + w, y0 + h], axis=1)
-
-
-def _overlap(boxes, others):
-    """Summed overlap area of each of `boxes` (n, 4) with all of `others` (m, 4)."""
-    import numpy as np
-
-    if not len(others):
-        return np.zeros(len(boxes))
-    w = np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0])
-    h = np.minimum(boxes[:, None, 3], others[None, :, 3]) - np.maximum(boxes[:, None, 1], others[None, :, 1])
-    return (np.clip(w, 0, None) * np.clip(h, 0, None)).sum(axis=1)
-
-
-def _distance(boxes, points):
-    """Distance (n, m) from each box to each point (0 inside)."""
-    import numpy as np
-
-    dx = np.maximum(np.maximum(boxes[:, None, 0] - points[None, :, 0], points[None, :, 0] - boxes[:, None, 2]), 0)
-    dy = np.maximum(np.maximum(boxes[:, None, 1] - points[None, :, 1], points[None, :, 1] - boxes[:, None, 3]), 0)
-    return np.hypot(dx, dy)
-
-
-def _box(bbox) -> tuple[float, float, float, float]:
-    return bbox.x0, bbox.y0, bbox.x1, bbox.y1

@@ -3,7 +3,9 @@
 Pure functions from a ranked `ranking.Board` to text. The page holds the plot as inline SVG
 (each point a link to its evaluation's page, `pages`), links each team to its page and each
 submission to its evaluation's, and sorts its tables with a small inline script: it works from
-a file, offline.
+a file, offline. The board's notes follow the summary everywhere. The ranked table fits a window
+1,280 px wide (a projector's): long names wrap, and below 1,700 px the two score terms
+(`NARROW_HIDDEN`; the score stays) are left out.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from datetime import datetime, timezone
 from string import Template
 
 from .. import record as rec_io
+from ..record import percent
 from .pages import run_href, team_href
 from .ranking import Board, Row
 
 
 def to_markdown(board: Board) -> str:
     """The ranking as Markdown tables: ranked teams, then the others, then skipped records."""
-    lines = ["# Leaderboard", "", _summary(board), "", *_md_table(_columns(board), board.ranked)]
+    notes = [f"> Note: {_md_escape(n)}" for n in board.notes]
+    lines = ["# Leaderboard", "", _summary(board), "", *(notes + [""] if notes else []),
+             *_md_table(_columns(board), board.ranked)]
     if not board.ranked:
         lines.append("\n*No eligible submission yet.*")
     if board.unranked:
@@ -31,7 +36,7 @@ def to_markdown(board: Board) -> str:
         lines += ["", "## Records that could not be read (skipped)", ""]
         lines += [f"- `{s.path.name}`: {_md_escape(s.problem)}" for s in board.collection.skipped]
     lines += ["", f"Score = params term + ops term, lower is better; eligible = accuracy ≥ "
-                  f"{board.rules.accuracy_threshold:.0%}, every claim verified, every memorisation check passed. "
+                  f"{percent(board.rules.accuracy_threshold)}, every claim verified, every memorisation check passed. "
                   f"ResNet18 float16 scores {board.reference:.2f}. Declared: structured + unstructured pruning, "
                   "weight / activation bits.", ""]
     return "\n".join(lines)
@@ -77,8 +82,9 @@ def to_html(board: Board, svg: bytes) -> str:
     text = svg.decode("utf-8")
     image = text[text.index("<svg"):].replace("<svg", '<svg id="plot" role="img" aria-label="Test accuracy '
                                               'against score (log scale) of every evaluated submission"', 1)
-    return _PAGE.substitute(summary=html.escape(_summary(board)), image=image, ranked=ranked, other=other,
-                            skipped=skipped, threshold=f"{board.rules.accuracy_threshold:.0%}",
+    notes = "".join(f'<p class="note">Note: {html.escape(n)}</p>\n' for n in board.notes)
+    return _PAGE.substitute(summary=html.escape(_summary(board)), notes=notes, image=image, ranked=ranked,
+                            other=other, skipped=skipped, threshold=percent(board.rules.accuracy_threshold),
                             reference=f"{board.reference:.2f}")
 
 
@@ -118,6 +124,11 @@ _OTHER_COLUMNS = [
     ("checks", "text", "asc", lambda r: _checks(r), lambda r: _checks(r)),
     ("reason", "text", "asc", lambda r: r.reason, lambda r: r.reason),
 ]
+
+
+WRAPPED = {"team", "submission", "checks", "reason"}  # columns whose long texts wrap
+NARROW_HIDDEN = {"params term", "ops term"}  # left out of a window under 1,700 px wide (the score stays)
+_HIDDEN = ' class="narrow-hidden"'
 
 
 def _columns(board: Board) -> list:
@@ -182,20 +193,22 @@ def _csv_text(text: str) -> str:
 
 
 def _html_table(ident: str, columns, rows: list[Row], empty: str, links: dict | None = None) -> str:
-    head = "".join(f'<th scope="col" data-kind="{kind}" data-first="{first}" tabindex="0" aria-sort="none">'
+    head = "".join(f'<th scope="col" data-kind="{kind}" data-first="{first}" tabindex="0" aria-sort="none"'
+                   f'{_HIDDEN if h in NARROW_HIDDEN else ""}>'
                    f'{html.escape(h)}<span class="arrow" aria-hidden="true"></span></th>'
                    for h, kind, first, _, _ in columns)
     body = []
     for row in rows:
         cells = []
         for header, kind, _, value, show in columns:
+            extra = (" name" if header in WRAPPED else "") + (" narrow-hidden" if header in NARROW_HIDDEN else "")
             v = value(row)
             v = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
             shown = html.escape(show(row) or "")
             href = (links or {}).get(header, lambda r: None)(row)
             if href and shown:
                 shown = f'<a href="{html.escape(href, quote=True)}">{shown}</a>'
-            cells.append(f'<td class="{kind}" data-value="{html.escape(str(v), quote=True)}">{shown}</td>')
+            cells.append(f'<td class="{kind}{extra}" data-value="{html.escape(str(v), quote=True)}">{shown}</td>')
         top = f' class="top{row.rank}"' if row.rank is not None and row.rank <= 3 else ""
         body.append(f"<tr{top}>" + "".join(cells) + "</tr>")
     if not rows and empty:
@@ -213,8 +226,14 @@ body { font: 20px/1.4 system-ui, "DejaVu Sans", sans-serif; margin: 1.5em auto; 
        padding: 0 1em; color: #1a1a1a; background: #fff; }
 h1 { font-size: 2.2em; margin: 0 0 .2em; } h2 { font-size: 1.5em; margin-top: 1.6em; }
 .summary, .legend { color: #444; } figure { margin: 1em 0; } figure svg { width: 100%; height: auto; }
+.note { color: #5a4a00; background: #fff6d6; border-left: 4px solid #e0b400; padding: .3em .6em; margin: .4em 0; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-size: 18px; }
 th, td { padding: .4em .45em; border-bottom: 1px solid #ddd; } td { white-space: nowrap; }
+td.name { white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
+@media (max-width: 1700px) {
+  body { padding: 0 .6em; } table { font-size: 16px; } th, td { padding: .35em .3em; }
+  .narrow-hidden { display: none; }
+}
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #24415e; color: #fff; cursor: pointer; user-select: none; text-align: left; }
 th:hover, th:focus { background: #34618e; outline: none; }
@@ -229,7 +248,7 @@ tr.top3 td:first-child { background: #e3b58a; } #others td:last-child { white-sp
 <body>
 <h1>CIFAR-10 compression challenge: leaderboard</h1>
 <p class="summary">$summary</p>
-<figure>$image</figure>
+$notes<figure>$image</figure>
 <p class="legend">Lower score is better. Eligible: accuracy at least $threshold, every claim verified,
 every memorisation check passed. ResNet18 in float16 scores $reference. Click a column header to sort;
 click again to reverse; click a point, a team or a submission for its page.</p>

@@ -3,7 +3,8 @@ core ATen when it uses an operator the counting table does not hold.
 
 The exported program is what the judge counts and evaluates (stage 2), so the submission's
 Python never runs again after this. A model that does not export gets a message in plain words,
-naming the line of the student's code where tracing stopped.
+naming the line of the student's code where tracing stopped; one that exports but returns more than
+the logits, or updates buffers, is refused here with what to change (`mistakes`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import SubmissionError, dtype_hint
+from ..errors import HarnessError, SubmissionError, dtype_hint
+from . import imports, mistakes
 from .loader import student_line
+from .mistakes import refuse_torch_ao
 
 EXAMPLE_BATCH = 4  # images in the random example input
 EXAMPLE_SEED = 0
-_AO = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized")
 
 
 def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
@@ -30,10 +32,14 @@ def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
     x = torch.rand(EXAMPLE_BATCH, 3, 32, 32, generator=gen)
     t = time.perf_counter()
     try:
-        batch = torch.export.Dim.DYNAMIC
-        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},), strict=False)
+        with imports.guard(submission):  # forward is the submission's code too
+            batch = torch.export.Dim.DYNAMIC
+            program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},), strict=False)
+    except HarnessError:
+        raise
     except Exception as err:  # noqa: BLE001 - any failure to trace is the submission's
-        raise SubmissionError(_explain(err, submission)) from err  # the traceback keeps the student's frames
+        raise SubmissionError(_explain(err, submission, model=model)) from err  # the traceback keeps its frames
+    mistakes.refuse_outputs(program)
     traced = time.perf_counter() - t
     t = time.perf_counter()
     if not _counted(program):  # decompose only what the table does not hold (it costs up to 4 s)
@@ -42,6 +48,7 @@ def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
         except Exception as err:  # noqa: BLE001
             raise SubmissionError(_explain(err, submission, "its operations could not be decomposed to core ATen")) \
                 from err
+    mistakes.refuse_mutations(program, model)  # after decomposing: torch.ao's fused observers show only then
     decomposed = time.perf_counter() - t
     t = time.perf_counter()
     torch.export.save(program, path)
@@ -63,26 +70,21 @@ def _counted(program) -> bool:
     return True
 
 
-def refuse_torch_ao(model: nn.Module) -> None:
-    """torch.ao post-training quantised modules hold packed C++ weights that neither export nor count."""
-    quantized = sorted({type(m).__module__ + "." + type(m).__name__ for m in model.modules()
-                        if type(m).__module__.startswith(_AO)})
-    if quantized:
-        raise SubmissionError(
-            "the model uses torch.ao quantized modules (" + ", ".join(quantized[:4]) + "), whose packed weights the "
-            "judge cannot export, count or check. Submit the same network with fake quantisation instead: "
-            "quantisation-aware training (torch.ao.quantization.prepare_qat, keeping the float modules) or brevitas "
-            "layers, and declare weight_bits/activation_bits; see submissions/README.md")
-
-
-def _explain(err: Exception, submission: str, what: str = "it does not export with torch.export") -> str:
+def _explain(err: Exception, submission: str, what: str = "it does not export with torch.export",
+             model: nn.Module | None = None) -> str:
     first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    where = student_line(err, submission)
+    if model is not None and ("Half" in first or "BFloat16" in first) and (half := mistakes.half_tensors(model)):
+        return mistakes.half_message(half, model, f"{type(err).__name__}: {first}{where}")
+    if model is not None and (found := mistakes.observers(model)):
+        return (f"the model cannot be judged: it holds torch.ao observers or fake quantisers ({mistakes.few(found)}) "
+                f"({type(err).__name__}: {first}). {mistakes.QAT_WAY}")
     if (hint := dtype_hint(first)):
         what += "; " + hint
     if "Constraints violated" in first:
         what += ("; the batch size must stay free, and this model fixes it (a reshape to a constant batch, "
                  "or an output that does not depend on the input)")
-    where = student_line(err, submission)
+    where += mistakes.file_hint(err, "")
     return (f"the model cannot be judged: {what} ({type(err).__name__}: {first}){where}. The judge counts and "
             "evaluates the exported graph, so the forward pass must be traceable: no Python-side data-dependent "
             "branches on tensor values, no .item()/.tolist()/numpy on tensors, no file or network access. "

@@ -18,6 +18,7 @@ This module needs numpy and Pillow, never torch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..errors import DataError
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)  # height, width, channels of one CIFAR-10 image
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+_log = logging.getLogger(__name__)  # the command line shows its INFO lines on a terminal
 _LAYOUT = "shuffled"  # in the cache's file names: caches of another layout are never read
 
 
@@ -158,6 +160,7 @@ def _cached(files: list[Path], base: Path, decode, source: str, layout: str = _L
     if images_path.exists() and labels_path.exists():
         labels = np.load(labels_path)
     else:
+        _log.info("decoding the images of %s, once; later runs read them from %s", source, cache_dir())
         images, labels = decode()
         _check(images, labels, source)
         images_path = write_cache(images, labels, sha, layout)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, jobs
-from ..config import Rules
+from ..config import Rules, team_by_folder
 from ..errors import SubmissionError
 from ..manifest import Manifest, ManifestError, label, parse, team_of
-from ..record import Layer, Provenance, Record, now
+from ..record import Layer, Provenance, Record, now, percent
 from ..score import SCORING_VERSION, score, verify
 from . import checks, files, runner, sandbox
 from .checks import Sources
@@ -58,6 +58,14 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: str
         prov.private_sha256 = sources.private.sha256 if sources.private is not None else None
     base = {"kind": "evaluate" if test is not None else "profile", "directory": str(folder), "provenance": prov,
             "team": "unknown", "name": label(folder.resolve().name) or "submission"}
+    if rules.roster is not None:
+        prov.team_from = "roster"
+        if (bound := team_by_folder(rules, folder)) is None:
+            return Record(status="invalid", errors=[
+                f"{folder.resolve()} is in none of the team folders of the roster (the competition config's "
+                "roster binds each team to its folders): put the submission in its team's folder, or ask the "
+                "instructor to add the folder to the roster"], reasons=["invalid submission"], **base)
+        base["team"] = bound
     try:
         return _judge(folder, test, rules, box, device, base, progress, probe, sources)
     except Exception as err:  # noqa: BLE001 - a harness fault on this submission must not stop the batch
@@ -100,9 +108,16 @@ def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, b
         manifest = parse(folder, found.manifest)
     except SubmissionError as err:
         team = err.team if isinstance(err, ManifestError) else team_of(folder, files.manifest_only(folder))
-        base["team"] = team or base["team"]
+        if prov.team_from == "manifest":
+            base["team"] = team or base["team"]
         return Record(status="invalid", errors=[str(err)], reasons=["invalid submission"], **base)
-    base.update(team=manifest.team, name=manifest.name, declared=manifest.compression)
+    base.update(name=manifest.name, declared=manifest.compression)
+    roster = None
+    if prov.team_from == "manifest":
+        base["team"] = manifest.team
+    elif manifest.team != base["team"]:
+        roster = (f"submission.yaml names team {manifest.team!r}, but the roster files this folder under team "
+                  f"{base['team']!r}, so the record is filed under {base['team']!r}")
     if box.kind == "docker":
         runner.reap_orphans()
     with tempfile.TemporaryDirectory(prefix="harness-judge-") as private:
@@ -111,8 +126,21 @@ def _judge(folder: Path, test: TestSet | None, rules: Rules, box, device: str, b
         else:
             order = checks.compose(probe, None, Path(private)) if probe is not None else None
         rec = _stages(folder, manifest, test, order, rules, box, device, base, Path(private), progress)
-    rec.warnings[:0] = [w for w in (box.warning, _scale_warning(manifest)) if w]
+    rec.warnings[:0] = [w for w in (box.warning, roster, _scale_warning(manifest)) if w]
+    if (hint := _normalize_hint(manifest, rec, rules)) is not None:
+        rec.warnings.append(hint)
     return rec
+
+
+def _normalize_hint(m: Manifest, rec: Record, rules: Rules) -> str | None:
+    """A word when the accuracy misses the threshold and no `normalize` is declared: the commonest
+    mistake, a model trained on normalised images and judged on images in [0, 1]."""
+    if m.model.normalize is not None or rec.accuracy is None or rec.accuracy >= rules.accuracy_threshold:
+        return None
+    return (f"accuracy {rec.accuracy:.2%} and no model.normalize in submission.yaml: the harness gives the model "
+            "images in [0, 1], not normalised; if it was trained on normalised images (transforms.Normalize), "
+            "declare the same mean and std there, e.g. normalize: {mean: [0.4914, 0.4822, 0.4465], "
+            "std: [0.2470, 0.2435, 0.2616]}")
 
 
 def _scale_warning(m: Manifest) -> str | None:
@@ -244,7 +272,7 @@ def _grade(rec: Record, res: jobs.MeasureResult, test: TestSet, order: checks.Pl
                             f"{counts.max() / test.size:.0%} of the test images (each class is a tenth of them): "
                             "check the normalisation, the weights and the order of the classes")
     if rec.accuracy < rules.accuracy_threshold:
-        rec.reasons.insert(0, f"accuracy {rec.accuracy:.2%} below {rules.accuracy_threshold:.0%}")
+        rec.reasons.insert(0, f"accuracy {rec.accuracy:.2%} below {percent(rules.accuracy_threshold)}")
     caught = [c for c in graded.checks if c.ran and not c.passed]
     failed = [checks.reason(c) for c in caught]
     if rules.require_unseen:

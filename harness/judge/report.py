@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..record import Record, describe
-from ..score import most_to_declare, score, what_if
+from ..score import HALF_BITS, advice, what_if
 
 _KEYS = ("structured_pruning", "unstructured_pruning", "weight_bits", "activation_bits")
 
@@ -55,11 +55,15 @@ def _guidance(rec: Record) -> list[str]:
     if rec.measured is None or not {"reference_params", "reference_macs"} <= set(refs):
         return []
     rules = SimpleNamespace(**refs)
-    best = most_to_declare(rec.measured)
-    at_best = score(rec.params, rec.macs, best, rec.structured_mac_share, rules).total
+    best, at_best = advice(rec.params, rec.macs, rec.measured, rec.structured_mac_share, rules)
     lines = [f"  the most you may declare: structured_pruning {best.structured_pruning:.4f}, unstructured_pruning "
              f"{best.unstructured_pruning:.4f}, weight_bits {best.weight_bits}, activation_bits "
-             f"{best.activation_bits}: score {at_best:.4f}"]
+             f"{best.activation_bits}: score {at_best.total:.4f}"]
+    rounded = [k for k in ("weight_bits", "activation_bits")
+               if getattr(best, k) == HALF_BITS and getattr(rec.measured, k) > HALF_BITS]
+    if rounded:
+        lines.append(f"  ({' and '.join(rounded)} {HALF_BITS}: the judge rounds to float16 itself when 16 is declared; "
+                     "the accuracy may move by a few hundredths of a point)")
     rows = what_if(rec.params, rec.macs, rec.measured, rec.structured_mac_share, rules)
     if rows:
         lines.append("  what if (hypothetical, NOT verified: the model would have to be quantised so): "
