@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.judge.procs import tree_rss
+from harness.judge import procs
 from harness.judge.sandbox import WORKER_ENV
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--submissions", nargs="*", default=[], metavar="DIR", help="example submissions to time too")
     ap.add_argument("--isolation", default=None, help="passed to evaluate when given")
     args = ap.parse_args()
-    from harness.judge.data import load_test
+    from harness.data import load_test
 
     test = load_test(args.data)  # warm the cache
     print(f"test images: {test.size} cached at {test.images_path}")
@@ -125,6 +125,11 @@ def _submission(folder: Path, name: str) -> Path:
     (folder / "model.py").write_text((HERE / "models.py").read_text())
     (folder / "submission.yaml").write_text(f"team: bench\nname: {name}\nmodel: {{factory: {name}}}\n")
     return folder
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of process `root` and all its descendants now (0 once it is gone)."""
+    return sum(row.rss for row in procs.descendants(procs.scan(), [root]).values())
 
 
 def _run(cmd: list[str]) -> tuple[float, float]:

@@ -77,7 +77,7 @@ def load_module(path: Path, name: str):
     return module
 
 
-sys.path.insert(0, str(REPO))  # train.py imports harness.judge.data
+sys.path.insert(0, str(REPO))  # train.py imports harness.data
 baseline = load_module(BASELINE / "train.py", "_calibrate_baseline_train")
 
 

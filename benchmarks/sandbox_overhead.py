@@ -16,7 +16,7 @@ import sys
 import time
 
 from harness.config import load_rules, with_overrides
-from harness.judge.data import load_test
+from harness.data import load_test
 from harness.judge.evaluate import judge
 
 

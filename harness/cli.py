@@ -60,7 +60,7 @@ def cmd_profile(args) -> int:
     rules = _limited(load_rules(args.config), args)
     probe = None
     if args.data:
-        from .judge.data import load_test
+        from .data import load_test
 
         probe = load_test(args.data)
     records = [judge(d, None, rules, args.device, probe=probe) for d in args.dirs]
@@ -73,12 +73,12 @@ def cmd_evaluate(args) -> int:
 
     from . import record as rec_io
     from .config import load_rules
-    from .jobs import plain
+    from .data import load_test
     from .judge.batch import Bar, Batch
     from .judge.checks import sources as find_sources
-    from .judge.data import load_test
     from .judge.evaluate import evaluated, judge
     from .judge.report import render
+    from .text import plain
 
     talk = not args.json
     if talk:
@@ -89,7 +89,7 @@ def cmd_evaluate(args) -> int:
     if talk:
         print(_checking(rules, sources), file=sys.stderr)
     done = evaluated(args.results, test, rules, sources) if args.skip_evaluated else {}
-    earlier = {d: done.get(_identity(d, rules)) for d in args.dirs} if done else {}
+    earlier = {d: done.get(_identity(d, rules) or "") for d in args.dirs} if done else {}
     batch = Batch(len(args.dirs), sum(earlier.get(d) is None for d in args.dirs))
     several = len(args.dirs) > 1
     records, skipped = [], []
@@ -200,10 +200,10 @@ def cmd_leaderboard(args) -> int:
 
 def cmd_plot(args) -> int:
     import difflib
-    import re
 
     from .board.plots import save_team
     from .board.ranking import LeaderboardError
+    from .record import slug
 
     board = _board(args)
     team = args.team
@@ -214,7 +214,7 @@ def cmd_plot(args) -> int:
             hint = f"; did you mean {', '.join(near)}?" if near else f"; teams: {', '.join(board.teams) or 'none'}"
             raise LeaderboardError(f"no evaluation of team {team!r} in {args.results}{hint}")
         team = folded[0]
-    out = args.out or f"leaderboard/teams/{re.sub(r'[^A-Za-z0-9_.-]+', '-', team).strip('-.') or 'team'}"
+    out = args.out or f"leaderboard/teams/{slug(team, 'team')}"
     for path in save_team(board, team, out):
         print(path)
     return EXIT_ELIGIBLE
@@ -235,8 +235,7 @@ def _board(args):
 
 def _limited(rules, args):
     """The rules with the sandbox options of the command line applied."""
-    from .config import with_overrides
-    from .judge.sandbox import parse_size
+    from .config import parse_size, with_overrides
 
     return with_overrides(rules, isolation=args.isolation, timeout_s=args.timeout,
                           memory_mb=parse_size(args.memory) if args.memory is not None else None,
@@ -267,7 +266,7 @@ def _show(records, args) -> None:
         dumped = [json.loads(r.model_dump_json(exclude=exclude if r.kind == "profile" else None)) for r in records]
         print(json.dumps(dumped[0] if len(dumped) == 1 else dumped, indent=2))
         return
-    from .jobs import plain
+    from .text import plain
 
     for r in records:  # a terminal gets plain text, whatever a record holds (JSON escapes by itself)
         print(plain(render(r)))
@@ -302,8 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     box = _sandbox_options()
 
-    judged = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    prof = sub.add_parser("profile", parents=[common, box], **judged,
+    prof = sub.add_parser("profile", parents=[common, box], epilog=EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
                           help="count, measure, verify and score, without data",
                           description="Count weights and MACs, measure pruning and bit widths, verify the claims "
                                       "and score a submission, without test data (no accuracy).")
@@ -312,7 +311,8 @@ def _parser() -> argparse.ArgumentParser:
                                                      "as evaluate does (default: random images)")
     prof.set_defaults(func=cmd_profile)
 
-    ev = sub.add_parser("evaluate", parents=[common, box], **judged,
+    ev = sub.add_parser("evaluate", parents=[common, box], epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
                         help="the full evaluation on the CIFAR-10 test set",
                         description="Evaluate submissions on the CIFAR-10 test set and write one record each.")
     ev.add_argument("dirs", nargs="+", metavar="DIR", help="submission directory")

@@ -7,13 +7,14 @@ keys are errors.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .schema import format_errors, read_yaml
+from .yamlfile import format_errors, read_yaml
 
 DEFAULT = Path(__file__).with_name("competition.yaml")
 Positive = Annotated[float, Field(gt=0)]
@@ -78,6 +79,19 @@ def with_overrides(rules: Rules, **changes) -> Rules:
         return Rules.model_validate({**rules.model_dump(), **changes})
     except ValidationError as err:
         raise ConfigError(format_errors(Path("command line"), err, Rules)) from None
+
+
+def parse_size(text: str | int) -> int:
+    """A memory size in MiB from `4096`, `512M`, `8G` or `1T` (a bare number is MiB): the command
+    line's `--memory`, for `memory_mb`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"{text!r}: not a size; write e.g. 4096 (MiB), 512M or 8G")
+    scale = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2}[match.group(2).lower()]
+    mib = int(float(match.group(1)) * scale)
+    if mib < 1:
+        raise ConfigError(f"{text!r}: a size of at least 1 MiB is needed")
+    return mib
 
 
 def load_rules(path: str | Path | None = None) -> Rules:

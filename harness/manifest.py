@@ -23,15 +23,14 @@ file, the key and what is allowed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .errors import SubmissionError
-from .record import Compression
-from .schema import format_errors, parse_yaml
+from .record import Compression, slug
+from .yamlfile import format_errors, parse_yaml
 
 MANIFEST = "submission.yaml"
 Label = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=64)]
@@ -82,16 +81,6 @@ class Manifest(_Strict):
     compression: Declared = Declared()
 
 
-def load_manifest(directory: str | Path) -> Manifest:
-    """Read and validate `DIR/submission.yaml` (the judge reads it with `harness.judge.files` and calls
-    `parse`)."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise SubmissionError(f"{folder}: not a directory")
-    path = folder / MANIFEST
-    return parse(folder, path.read_bytes() if path.is_file() else None)
-
-
 def parse(folder: Path, data: bytes | None) -> Manifest:
     """Validate the manifest `data` of the submission directory `folder`; the name defaults to the
     directory's name. Raises `ManifestError` (with the team the file names, if any)."""
@@ -135,5 +124,4 @@ def label(value) -> str | None:
     a manifest that is not valid."""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         return None
-    text = re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")[:64].strip("-")
-    return text or None
+    return slug(str(value), "", 64) or None

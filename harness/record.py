@@ -48,17 +48,25 @@ class Compression(BaseModel):
         return self
 
 
-class Layer(_Model):
-    """One row of the receipt: a counted operation of a layer, or a module's other parameters."""
+MAX_COUNT = 10**15  # weights or MACs: ResNet18 has 1.1e7 and 5.6e8; more is not a CIFAR-10 model
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Bits = Annotated[int, Field(ge=1, le=32)]
+OPS = ("conv", "matmul", "attention", "product", "accumulate", "reduction", "params")  # what stage 2 writes
 
-    layer: str = Field(description="module name; '(model)' for the model itself")
+
+class Layer(_Model):
+    """One row of the receipt: a counted operation of a layer, or a module's other parameters. The one
+    definition: stage 2 builds it, the parent validates it (`harness.jobs.MeasureResult`, which also
+    holds `op` to `OPS`), the record keeps it (records of version 1 have other ops, e.g. linear)."""
+
+    layer: Annotated[str, Field(max_length=200)] = Field(description="module name; '(model)' for the model itself")
     op: str = Field(description="conv, matmul, attention, product, accumulate, reduction; params for weights only")
-    params: int = Field(description="parameters owned by this layer")
-    macs: int = Field(description="multiply-accumulates per image")
-    zeros: int = Field(0, description="zero elements of the weight as used")
-    structured_zeros: int = Field(0, description="elements of entirely zero output channels")
-    weight_bits: int | None = None
-    activation_bits: int | None = Field(None, description="bits of the layer's input; None for the first layer")
+    params: Count = Field(description="parameters owned by this layer")
+    macs: Count = Field(description="multiply-accumulates per image")
+    zeros: Count = Field(0, description="zero elements of the weight as used")
+    structured_zeros: Count = Field(0, description="elements of entirely zero output channels")
+    weight_bits: Bits | None = None
+    activation_bits: Bits | None = Field(None, description="bits of the layer's input; None for the first layer")
 
 
 class Score(_Model):
@@ -151,7 +159,7 @@ class Record(_Model):
 
 def flagged(record: Record) -> list[str]:
     """The checks against memorised test images that `record` failed (a version-2 record: its flag)."""
-    names = [c.name for c in record.checks if c.ran and not c.passed]
+    names: list[str] = [c.name for c in record.checks if c.ran and not c.passed]
     return names + (["flip"] if record.flip is not None and record.flip.flagged and "flip" not in names else [])
 
 
@@ -161,8 +169,8 @@ def describe(c: Check) -> str:
         return f"did not run ({c.note})"
     verdict = "passed" if c.passed else "FAILED"
     against = "test accuracy" if c.name in ("unseen", "private") else "unchanged"
-    return (f"{c.accuracy:.2%} on {c.images:,} images against {c.reference:.2%} {against}, gap "
-            f"{c.gap * 100:+.1f} points, at most {c.tolerance * 100:.1f} allowed: {verdict}")
+    return (f"{c.accuracy or 0:.2%} on {c.images:,} images against {c.reference or 0:.2%} {against}, gap "
+            f"{(c.gap or 0) * 100:+.1f} points, at most {(c.tolerance or 0) * 100:.1f} allowed: {verdict}")
 
 
 def percent(share: float, least: int = 0) -> str:
@@ -207,11 +215,14 @@ def file_stem(record: Record) -> str:
     any team and name, even of an invalid manifest, give a safe, bounded and distinct name."""
     stamp = re.sub(r"[^0-9T]", "", record.provenance.created_at)[:15]
     who = hashlib.sha256(f"{record.team}\0{record.name}".encode()).hexdigest()[:8]
-    return f"{stamp}-{_slug(record.team)}-{_slug(record.name)}-{who}"
+    return f"{stamp}-{slug(record.team)}-{slug(record.name)}-{who}"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40].strip("-") or "x"
+def slug(text: str, default: str = "x", limit: int = 40) -> str:
+    """`text` as a name for a file or a URL, the one rule for them all (record files, team pages and
+    slides, `plot`'s default file): every run of characters other than letters, digits, '-' and '_'
+    becomes '-', no '-' at either end, at most `limit` characters; `default` when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:limit].strip("-") or default
 
 
 def read(path: str | Path) -> Record:

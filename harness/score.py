@@ -18,6 +18,8 @@ w and to the pruned weights leaves (1 - p_s - p_u) * w unchanged, so padding gai
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .record import Compression, Score
 
@@ -30,18 +32,34 @@ RESNET18_PARAMS = 11_169_162
 RESNET18_MACS = 555_676_672
 
 
-def reference_score(rules) -> float:
+@dataclass(frozen=True)
+class Reference:
+    """The score's normalisers, W_ref and F_ref: ResNet18's weights and MACs at 16 bits (the competition
+    config's `reference_params` and `reference_macs`)."""
+
+    params: float
+    macs: float
+
+    @classmethod
+    def of(cls, rules) -> Reference:
+        """From the rules (`config.Rules`) or a record's recorded rules (a mapping)."""
+        if isinstance(rules, Mapping):
+            return cls(float(rules["reference_params"]), float(rules["reference_macs"]))
+        return cls(float(rules.reference_params), float(rules.reference_macs))
+
+
+def reference_score(ref: Reference) -> float:
     """The score of the CIFAR ResNet18 in float16 (about 1.99 with the default rules)."""
     half = Compression(weight_bits=16, activation_bits=16, structured_pruning=0.0, unstructured_pruning=0.0)
-    return score(RESNET18_PARAMS, RESNET18_MACS, half, 0.0, rules).total
+    return score(RESNET18_PARAMS, RESNET18_MACS, half, 0.0, ref).total
 
 
-def score(params: int, macs: int, c: Compression, mac_share: float | None, rules) -> Score:
-    """The two terms of the score for the effective compression `c`; `rules` holds the references."""
+def score(params: int, macs: int, c: Compression, mac_share: float | None, ref: Reference) -> Score:
+    """The two terms of the score for the effective compression `c` against the references `ref`."""
     ops_pruning = min(c.structured_pruning, mac_share if mac_share is not None else c.structured_pruning)
     params_term = (1.0 - (c.structured_pruning + c.unstructured_pruning)) * (c.weight_bits / FULL_BITS) \
-        * params / rules.reference_params
-    ops_term = (1.0 - ops_pruning) * (max(c.weight_bits, c.activation_bits) / FULL_BITS) * macs / rules.reference_macs
+        * params / ref.params
+    ops_term = (1.0 - ops_pruning) * (max(c.weight_bits, c.activation_bits) / FULL_BITS) * macs / ref.macs
     return Score(params_term=params_term, ops_term=ops_term, total=params_term + ops_term, ops_pruning=ops_pruning)
 
 
@@ -90,21 +108,22 @@ def judged(measured: Compression, declared: Compression) -> Compression:
                                        "activation_bits": bits(measured.activation_bits, declared.activation_bits)})
 
 
-def advice(params: int, macs: int, measured: Compression, mac_share: float | None, rules) -> tuple[Compression, Score]:
+def advice(params: int, macs: int, measured: Compression, mac_share: float | None,
+           ref: Reference) -> tuple[Compression, Score]:
     """The most to declare and its score, re-scored as the judge would: the claims verified against
     what the judge measures with them declared, the score of what that credits."""
     best = most_to_declare(measured)
     effective, failures = verify(best, judged(measured, best))
     if failures:  # a bug of most_to_declare, never the student's: say it rather than advise wrongly
         raise ValueError(f"the advised claims would not verify: {'; '.join(failures)}")
-    return best, score(params, macs, effective, mac_share, rules)
+    return best, score(params, macs, effective, mac_share, ref)
 
 
-def what_if(params: int, macs: int, measured: Compression, mac_share: float | None, rules,
+def what_if(params: int, macs: int, measured: Compression, mac_share: float | None, ref: Reference,
             bits=(8, 4, 2)) -> list[tuple[int, float]]:
     """Hypothetical scores: the measured pruning with weights and activations at each of `bits`
     below what may be declared. Not verified: the model would have to be quantised so."""
     best = most_to_declare(measured)
     top = max(best.weight_bits, best.activation_bits)
     return [(b, score(params, macs, best.model_copy(update={"weight_bits": b, "activation_bits": b}), mac_share,
-                      rules).total) for b in bits if b < top]
+                      ref).total) for b in bits if b < top]

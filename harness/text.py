@@ -5,6 +5,7 @@ A record's errors name files with the judge's absolute paths (the instructor's f
 `/submission` inside the sandbox). `relative` shows a path inside the submission directory
 relative to it (`model.py`), a path of an installed package from its `site-packages/`, a system
 path (/usr, /dev, ...) as it is, and any other absolute path by its last part (`…/data.npy`).
+`plain` removes terminal escapes and control characters from what a stage or a submission said.
 `first_line` gives the first informative line of a multi-line message: a line that only
 introduces the next ("RuntimeError:", "Error(s) in loading state_dict for Net:", "1 validation
 error for Record", "submission.yaml: 2 problem(s)") is joined with the lines after it; a traceback gives its last line.
@@ -84,3 +85,20 @@ def _show(path: str, roots: list[str], tails: list[str]) -> str:
         return path
     name = PurePosixPath(path).name
     return f"…/{name}" if name else "…"
+
+
+def plain(text: str) -> str:
+    """`text` as plain text: without terminal escape sequences (colours, bold: torch's messages carry
+    some), removed until none is left (a sequence nested in another reappears when the outer one
+    goes), and without any other control character but newline and tab (a carriage return would
+    let a message write over the lines before it)."""
+    for _ in range(len(text) + 1):
+        shorter = _ANSI.sub("", text)
+        if shorter == text:
+            break
+        text = shorter
+    return _CONTROL.sub("", text)
+
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 PROGRESS = "harness-progress"  # a line `harness-progress DONE/TOTAL` in stage 2's log: images predicted
 MAX_JOB_BYTES = 4 * 2**20  # the largest job line a stage reads
@@ -85,7 +85,7 @@ class Receiver:
     expected, a file sent twice, a size over its limit or bytes that are not a header end the
     reading: `problem` says why, and the rest of the stream is drained unread."""
 
-    def __init__(self, stream: BinaryIO, folder: Path, limits: dict[str, int]):
+    def __init__(self, stream: IO[bytes], folder: Path, limits: dict[str, int]):
         self.stream, self.folder, self.limits = stream, folder, limits
         self.files: dict[str, Path] = {}
         self.problem: str | None = None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.judge.data import CLASSES
+from harness.data import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "cifar10-jpg"
@@ -159,7 +159,7 @@ def oracle(tmp_path):
 
 def exported(model, tmp_path: Path, name: str = "graph.pt2") -> Path:
     """Export a (trusted, test) model as stage 1 does; the archive's path."""
-    from harness.build.export import export
+    from harness.export.export import export
 
     path = tmp_path / name
     export(model.eval(), path, submission="/nonexistent")
@@ -191,8 +191,9 @@ def stand_in_stages(monkeypatch, answer, params: int = 20, macs: int = 10, measu
 
     judged = []
 
-    def stages(folder, m, test, order, rules, box, device, base, private, progress=None):
-        judged.append(folder)
+    def stages(ev, private):
+        judged.append(ev.folder)
+        order = ev.order
         preds = np.asarray(answer(order.labels)).copy()  # in the composed order
         for name, respond in (on or {}).items():
             if name in order.parts:
@@ -203,7 +204,7 @@ def stand_in_stages(monkeypatch, answer, params: int = 20, macs: int = 10, measu
                   "predictions": preds[order.perm].tolist(),
                   "device": "stand-in", "torch_version": "none", "timings": {}, "warnings": []}
         out = runner.Outcome(result=result, returncode=0, log="", seconds=0.0)
-        return evaluate._outcome(base, out, test, order, rules, folder, box)
+        return evaluate._outcome(ev, out)
 
     monkeypatch.setattr(evaluate, "_stages", stages)
     return judged

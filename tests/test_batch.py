@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from harness.cli import main
 from harness.errors import SubmissionError
-from harness.jobs import MAX_COUNT, MeasureResult
+from harness.jobs import MeasureResult
 from harness.judge import files, runner, sandbox
-from harness.record import Provenance, Record, file_stem, now, read, write
+from harness.record import MAX_COUNT, Provenance, Record, file_stem, now, read, write
 
 from .conftest import ORACLE, REPO, class_images, make_submission, write_folder
 from .test_hostile import survivors
@@ -211,7 +211,7 @@ def test_ctrl_c_mid_batch_says_where_it_stopped_exits_130_and_the_resume_does_th
 
 
 def _building(scratch: Path) -> bool:
-    return any(p.name.startswith("harness-build-") for p in scratch.iterdir())
+    return any(p.name.startswith("harness-export-") for p in scratch.iterdir())
 
 
 

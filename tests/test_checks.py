@@ -12,9 +12,9 @@ import yaml
 
 from harness.cli import main
 from harness.config import load_rules, with_overrides
+from harness.data import find_training, load_private, load_test
 from harness.errors import DataError
 from harness.judge import checks
-from harness.judge.data import find_training, load_private, load_test
 from harness.record import Check
 
 from .conftest import class_images, stand_in_stages, write_folder

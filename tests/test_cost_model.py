@@ -1,4 +1,4 @@
-"""The closed cost model (harness/measure/ops.py): what a trick inside the graph costs, counted by
+"""The closed cost model (harness/ops.py): what a trick inside the graph costs, counted by
 hand. Each network computes on the image with something today's table would have let pass free:
 a norm that does not fold, a stored table, a pooling sum, numbers written into the graph, a
 storage shared by two tensors, a mask over a broadcast partner, the batch size."""
@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import ops
 from harness.measure import graph as graph_module
-from harness.measure import ops
 from harness.measure.shapes import BatchSizeError
 
 from .conftest import exported, measured

@@ -1,5 +1,5 @@
 """Weights and MACs of tiny networks, exported and counted as the judge does, against counts
-worked out by hand (conventions: harness/measure/ops.py and harness/measure/profile.py)."""
+worked out by hand (conventions: harness/ops.py and harness/measure/profile.py)."""
 
 from __future__ import annotations
 

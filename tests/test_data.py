@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness import data
 from harness.errors import DataError
-from harness.judge import data
 
 from .conftest import class_images, write_batches, write_folder
 

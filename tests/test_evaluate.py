@@ -145,8 +145,8 @@ def test_float32_is_pinned_to_ieee_in_the_measuring_stage(tmp_path):
         for flags, value in zip(precisions, saved[0], strict=True):
             flags.fp32_precision = value
         b.cudnn.benchmark, b.cudnn.deterministic = saved[1], saved[2]
-    assert seen == ("ieee", "ieee", True, False) and result["params"] == 30_730
-    assert result["packages"]["torch"] == torch.__version__ and set(stage2.PACKAGES) <= set(result["packages"])
+    assert seen == ("ieee", "ieee", True, False) and result.params == 30_730
+    assert result.packages["torch"] == torch.__version__ and set(stage2.PACKAGES) <= set(result.packages)
 
 
 def test_sibling_imports_and_human_output(capsys, tmp_path):

@@ -37,7 +37,7 @@ def stand_in(tmp_path_factory):
     """A private-data stand-in: the last 200 training images of each class (links). The examples
     trained on them, so they pass it as they pass the unseen check; tests/test_memorisers.py holds
     images back for a stand-in that no model saw."""
-    from harness.judge.data import CLASSES
+    from harness.data import CLASSES
 
     root = tmp_path_factory.mktemp("private")
     for c in CLASSES:
@@ -55,7 +55,7 @@ def test_there_are_examples():
 @pytest.fixture(scope="module")
 def real_subset(tmp_path_factory):
     """500 real test images, 50 per class, in torchvision's layout (the other layout than the shared copy)."""
-    from harness.judge.data import load_test
+    from harness.data import load_test
 
     test = load_test(SHARED_DATA)
     idx = np.concatenate([np.flatnonzero(test.labels == c)[:SUBSET_PER_CLASS] for c in range(10)])

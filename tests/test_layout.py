@@ -1,5 +1,11 @@
-"""The tree tells which code runs in which process: the parent never loads torch, stage 2 never
-imports stage 1's code (which runs beside the submission's), and no module imports its importers."""
+"""The tree tells which code runs in which process, derived from the tree itself:
+
+* the parent (the judge, `harness/judge/`; the board, `harness/board/`; the command line, and
+  every ground-floor module they import) never loads torch;
+* no stage (`harness/export/`, beside the submission's code; `harness/measure/`) imports the parent,
+  and stage 2 never imports stage 1's code;
+* nothing in a submission's world (stage 1, the example submissions) imports the judge;
+* no module imports its importers."""
 
 from __future__ import annotations
 
@@ -10,10 +16,21 @@ import sys
 from .conftest import REPO
 
 PACKAGE = REPO / "harness"
-PARENT = ["harness.cli", "harness.judge.evaluate", "harness.judge.runner", "harness.judge.sandbox",
-          "harness.judge.data", "harness.judge.report", "harness.board.ranking", "harness.board.tables",
-          "harness.board.render", "harness.jobs", "harness.manifest", "harness.config", "harness.record",
-          "harness.score", "harness.errors", "harness.schema"]
+PARENT_ROOTS = ("harness.judge", "harness.board", "harness.cli", "harness.__main__")
+STAGES = ("harness.export", "harness.measure")
+
+
+def parent() -> list[str]:
+    """The parent's modules: the judge's, the board's, the command line's, and all they import."""
+    graph = imports()
+    todo = [m for m in graph if m.startswith(PARENT_ROOTS)]
+    seen = set(todo)
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep in graph and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return sorted(m for m in seen if not m.endswith("__main__"))
 
 
 def imports() -> dict[str, set[str]]:
@@ -40,20 +57,33 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def test_importing_the_parent_leaves_torch_unloaded():
-    probe = f"import sys; import {', '.join(PARENT)}; print('torch' in sys.modules, 'numpy' in sys.modules)"
+def test_the_parent_is_derived_from_the_tree_and_never_loads_torch():
+    modules = parent()
+    assert {"harness.judge.evaluate", "harness.board.render", "harness.data", "harness.record"} <= set(modules)
+    assert not [m for m in modules if m.startswith(STAGES)], "the parent imports a stage"
+    probe = f"import sys; import {', '.join(modules)}; print('torch' in sys.modules, 'numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
 
 
-def test_stage_two_never_imports_the_code_that_runs_beside_submissions():
+def test_no_stage_imports_the_parent_and_stage_two_never_imports_stage_one():
     graph = imports()
     for name, deps in graph.items():
+        if name.startswith(STAGES):
+            assert not [d for d in deps if d.startswith(PARENT_ROOTS)], name
         if name.startswith("harness.measure"):
-            assert not [d for d in deps if d.startswith("harness.build")], name
-        if name.startswith(("harness.judge", "harness.board")):  # the parent starts the stages, never imports them
-            assert not [d for d in deps if d.startswith(("harness.build", "harness.measure"))], name
+            assert not [d for d in deps if d.startswith("harness.export")], name
+
+
+def test_nothing_of_a_submissions_world_imports_the_judge():
+    """Stage 1 runs beside the submission's code, and the example submissions' own code (their training
+    scripts too) is what students copy: neither reaches into the judge, the board or the command line."""
+    for path in sorted((REPO / "submissions").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not [n for n in names if n.startswith(PARENT_ROOTS)], path
 
 
 def test_no_import_cycles():

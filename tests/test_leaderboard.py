@@ -21,7 +21,7 @@ from harness.board import ranking, render, tables
 from harness.cli import main
 from harness.config import load_rules
 from harness.record import Check, Compression, Provenance, Record, Score
-from harness.score import score
+from harness.score import Reference, score
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 RULES = load_rules()
@@ -79,7 +79,7 @@ def generate(folder: Path, teams: int = 12, submissions: int = 60, seed: int = 0
         qw = rng.choice([4, 8, 8, 16, 16, 32])
         qa = max(qw, rng.choice([8, 16, 32]))
         declared = Compression(structured_pruning=ps, unstructured_pruning=pu, weight_bits=qw, activation_bits=qa)
-        t = score(params, macs, declared, 1.0, RULES)
+        t = score(params, macs, declared, 1.0, Reference.of(RULES))
         acc = min(0.955, max(0.80, rng.gauss(0.895 + 0.03 * skill[team] + 0.01 * math.log10(t.total), 0.025)))
         verified = rng.random() > 0.1
         eligible = acc >= 0.9 and verified
@@ -99,7 +99,7 @@ def board_of(folder: Path) -> ranking.Board:
 # -- ranking ------------------------------------------------------------------------------------------------
 
 def test_reference_score_is_resnet18_in_float16():
-    assert ranking.reference_score(RULES) == pytest.approx(1.99, abs=0.01)
+    assert ranking.reference_score(Reference.of(RULES)) == pytest.approx(1.99, abs=0.01)
 
 
 def test_best_eligible_submission_ranks_each_team(tmp_path):
@@ -195,7 +195,7 @@ def test_corrupt_records_are_reported_and_skipped(tmp_path, capsys):
     (results / ".tmp-abc.json").write_text("{")  # a write in progress: not a record
     board = board_of(results)
     assert [r.team for r in board.ranked] == ["beta", "alpha"]
-    assert board.collection.ignored == 1
+    assert "profile" not in {e.record.kind for e in board.collection.entries}  # read, not ranked
     skipped = {s.path.name: s.problem for s in board.collection.skipped}
     assert sorted(skipped) == ["bad-time.json", "folder.json", "garbage.json", "not-utf8.json", "truncated.json",
                                "wrong-schema.json"]

@@ -6,7 +6,8 @@ import pytest
 
 from harness.config import load_rules
 from harness.errors import ConfigError, SubmissionError
-from harness.manifest import load_manifest
+from harness.judge import files
+from harness.manifest import parse
 
 GOOD = "team: alpha\n"
 
@@ -18,6 +19,11 @@ def write(tmp_path, text, files=("model.py", "weights.pt")):
         (d / f).write_text("")
     (d / "submission.yaml").write_text(text)
     return d
+
+
+def load_manifest(folder):
+    """The manifest of `folder` as the judge reads it: its files (bounded, no links out), then `parse`."""
+    return parse(folder, files.read(folder, 2**20).manifest)
 
 
 def test_defaults(tmp_path):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.build import loader
 from harness.errors import RunError, SubmissionError
-from harness.jobs import Failure
+from harness.export import loader
+from harness.stage import failure
 
 MODEL = """
 from torch import nn
@@ -60,14 +60,14 @@ def test_nested_escapes_and_carriage_returns_never_survive():
     """An escape hidden inside another reappears when the outer one is removed: removed until none is
     left; a carriage return (which lets a line write over the receipt) and other controls go too."""
     nested = "no model\x1b[\x1b[\x1b[2J2J2J\r\x1b[8mhidden\x07\x9b2J"
-    assert Failure.of(ValueError(nested)).message == "ValueError: no modelhidden2J"
+    assert failure(ValueError(nested)).message == "ValueError: no modelhidden2J"
 
 
 def test_no_terminal_escapes_reach_a_record():
     err = RuntimeError("\x1b[1mWeights only load failed.\x1b[0m Re-running \x1b[31mtorch.load\x1b[0m")
-    failure = Failure.of(err)
-    assert "\x1b" not in failure.message and "\x1b" not in failure.traceback
-    assert failure.message == "RuntimeError: Weights only load failed. Re-running torch.load"
+    failed = failure(err)
+    assert "\x1b" not in failed.message and "\x1b" not in failed.traceback
+    assert failed.message == "RuntimeError: Weights only load failed. Re-running torch.load"
 
 
 def test_help_names_the_contract_the_formula_and_the_exit_codes():
@@ -98,7 +98,7 @@ def test_stage_2_reports_its_progress_to_the_parent(tmp_path, oracle, folder_dat
     """The bar of `evaluate` on a terminal: (images done, total) after every batch, up to the test
     images and the checks' (mirrored and shifted) ones."""
     from harness.config import load_rules, with_overrides
-    from harness.judge.data import load_test
+    from harness.data import load_test
     from harness.judge.evaluate import judge
 
     seen = []
@@ -112,12 +112,11 @@ def test_stage_2_reports_its_progress_to_the_parent(tmp_path, oracle, folder_dat
 def test_guidance_says_what_may_be_declared_what_bits_would_score_and_why_p_s_measures_nothing():
     from harness.judge.report import render
     from harness.record import Compression, Provenance, Record, Score
-    from harness.score import most_to_declare, what_if
+    from harness.score import Reference, most_to_declare, what_if
 
     measured = Compression(structured_pruning=0.0, unstructured_pruning=0.69926, weight_bits=8, activation_bits=8)
     assert most_to_declare(measured).unstructured_pruning == 0.6992  # rounded down: it verifies
-    rules = type("R", (), {"reference_params": 5.6e6, "reference_macs": 2.8e8})
-    rows = what_if(1_000_000, 100_000_000, measured, 0.0, rules)
+    rows = what_if(1_000_000, 100_000_000, measured, 0.0, Reference(params=5.6e6, macs=2.8e8))
     # 4 bits: (1-0.6992)*(4/32)*1e6/5.6e6 + (4/32)*1e8/2.8e8
     assert [b for b, _ in rows] == [4, 2] and rows[0][1] == pytest.approx(0.3008 * 0.125 / 5.6 + 0.125 / 2.8)
     declared = Compression(structured_pruning=0.3, weight_bits=8, activation_bits=8)

@@ -16,8 +16,8 @@ import torch.nn.utils.prune  # noqa: F401 - torch.nn.utils.prune.* below
 import yaml
 from torch import nn
 
-from harness.build import export, imports, loader
 from harness.errors import SubmissionError
+from harness.export import export, imports, loader
 
 from .conftest import REPO
 

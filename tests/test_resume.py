@@ -21,7 +21,7 @@ import yaml
 from harness import record
 from harness.cli import main
 from harness.config import load_rules
-from harness.judge.data import load_test
+from harness.data import load_test
 from harness.judge.evaluate import evaluated
 from harness.score import SCORING_VERSION
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import load_rules, with_overrides
+from harness.config import load_rules, parse_size, with_overrides
 from harness.errors import ConfigError
-from harness.judge import runner, sandbox
+from harness.jobs import BuildJob
+from harness.judge import procs, runner, sandbox
 from harness.judge.evaluate import judge
-from harness.judge.sandbox import Limits, Sandbox
+from harness.judge.isolation import Isolation, Limits
 
 from .conftest import REPO
 from .test_hostile import needs_bwrap, survivors
@@ -29,9 +30,11 @@ MEASURE = {"/tmp/judge/inbox": "/in", "/tmp/judge/images.npy": "/data/images.npy
 NAME = "harness-worker-harness-x1"
 
 
-def box(kind="bwrap", device="cpu", gpus=False, image="img:1", **limits) -> Sandbox:
-    lim = {"timeout_s": 60, "memory_mb": 4096, "processes": 128, "scratch_mb": 256, **limits}
-    return Sandbox(kind=kind, limits=Limits(**lim), device=device, image=image, gpus=gpus)
+def box(kind="bwrap", device="cpu", gpus=False, image="img:1", **limits) -> Isolation:
+    lim = Limits(**{"timeout_s": 60, "memory_mb": 4096, "processes": 128, "scratch_mb": 256, **limits})
+    backend = sandbox.BACKENDS[kind]
+    extra = {"image": image, "gpus": gpus} if backend is sandbox.Docker else {}
+    return backend(limits=lim, device=device, **extra)
 
 
 def triples(argv: list[str]) -> list[tuple[str, str, str]]:
@@ -39,7 +42,7 @@ def triples(argv: list[str]) -> list[tuple[str, str, str]]:
 
 
 def test_bwrap_binds_an_environment_under_tmp_over_the_private_tmp():
-    argv = sandbox.bwrap_argv("build", BUILD, box(), python="/tmp/venv/bin/python", mounts=["/tmp/venv"], env={})
+    argv = sandbox.bwrap_argv("export", BUILD, box(), python="/tmp/venv/bin/python", mounts=["/tmp/venv"], env={})
     tmpfs = argv.index("/tmp", argv.index("--tmpfs"))
     bind = argv.index("--ro-bind", argv.index("/tmp/venv") - 1)
     assert argv[bind:bind + 3] == ["--ro-bind", "/tmp/venv", "/tmp/venv"] and tmpfs < bind
@@ -67,10 +70,10 @@ def test_bwrap_argv_exposes_only_the_environment_its_own_input_and_a_tmpfs():
     assert argv.count("--tmpfs") == 2 and ["--size", size, "--tmpfs", "/tmp"] == argv[argv.index("--tmpfs") - 2:][:4]
     assert argv[argv.index("--chdir") + 1] == "/tmp"
     assert argv.index("--remount-ro") > max(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind"))
-    build = sandbox.bwrap_argv("build", BUILD, box(), python="/p", mounts=[], env={})
+    build = sandbox.bwrap_argv("export", BUILD, box(), python="/p", mounts=[], env={})
     assert ("--ro-bind", "/subs/a", "/submission") in triples(build)  # stage 1 sees the submission, no images
     assert "/data/images.npy" not in build
-    assert build[build.index("--"):] == ["--", "/p", "-m", "harness.build"]
+    assert build[build.index("--"):] == ["--", "/p", "-m", "harness.export"]
 
 
 def test_docker_argv_is_composed_exactly():
@@ -84,11 +87,89 @@ def test_docker_argv_is_composed_exactly():
         "-e", "MALLOC_MMAP_THRESHOLD_=1073741824", "-e", "MALLOC_TRIM_THRESHOLD_=134217728",
         "-v", "/tmp/judge/inbox:/in:ro", "-v", "/tmp/judge/images.npy:/data/images.npy:ro",
         "-w", "/tmp", "--gpus", "all", "img:1", "python", "-m", "harness.measure"]
-    plain = sandbox.docker_argv("build", BUILD, NAME, box("docker"))
+    plain = sandbox.docker_argv("export", BUILD, NAME, box("docker"))
     assert "--gpus" not in plain and "/data/images.npy" not in " ".join(plain) and "/subs/a:/submission:ro" in plain
     assert plain[plain.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     assert plain[plain.index("--label") + 1] == f"cifar10-harness.parent={os.uname().nodename}:{os.getpid()}"
-    assert runner.command("build", BUILD, NAME, box("docker")) == plain
+    assert box("docker").argv("export", BUILD, NAME) == plain
+
+
+def _fake_system(tmp_path, monkeypatch) -> str:
+    """A host whose /usr is a folder and /bin a link into it (nothing else of _SYSTEM): the command
+    line then depends on nothing of this machine."""
+    (tmp_path / "usr").mkdir()
+    (tmp_path / "bin").symlink_to("usr/bin")
+    monkeypatch.setattr(sandbox, "_SYSTEM", (str(tmp_path / "usr"), str(tmp_path / "bin"), str(tmp_path / "lib32")))
+    return str(tmp_path)
+
+
+def test_the_command_lines_of_a_fixed_job_are_pinned(tmp_path, monkeypatch):
+    """Every argument of the bwrap and docker command lines for one fixed job, as composed before the
+    isolations became objects (`box.argv`); the none isolation runs the stage itself."""
+    root = _fake_system(tmp_path, monkeypatch)
+    env = {"OMP_NUM_THREADS": "2", "SECRET": "x", "CUDA_VISIBLE_DEVICES": "0"}
+    package = str(sandbox.package_dir().parent)
+    argv = sandbox.bwrap_argv("measure", MEASURE, box(), python="/opt/py/bin/python3",
+                              mounts=["/opt/py", "/src/harness"], env=env)
+    assert argv == [
+        "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
+        "--setenv", "PATH", "/opt/py/bin:/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+        "--setenv", "TMPDIR", "/tmp", "--setenv", "USER", "worker", "--setenv", "LOGNAME", "worker",
+        "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONPATH", package,
+        "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "PYTHONUNBUFFERED", "1",
+        "--setenv", "MALLOC_MMAP_THRESHOLD_", "1073741824", "--setenv", "MALLOC_TRIM_THRESHOLD_", "134217728",
+        "--setenv", "CUDA_VISIBLE_DEVICES", "0", "--setenv", "OMP_NUM_THREADS", "2",
+        "--ro-bind", f"{root}/usr", f"{root}/usr", "--symlink", "usr/bin", f"{root}/bin",
+        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--ro-bind-try", "/etc/ld.so.conf",
+        "/etc/ld.so.conf", "--ro-bind-try", "/etc/ld.so.conf.d", "/etc/ld.so.conf.d",
+        "--proc", "/proc", "--dev", "/dev", "--size", "268435456", "--tmpfs", "/tmp",
+        "--size", "268435456", "--tmpfs", "/dev/shm",
+        "--ro-bind", "/opt/py", "/opt/py", "--ro-bind", "/src/harness", "/src/harness",
+        "--ro-bind", "/tmp/judge/inbox", "/in", "--ro-bind", "/tmp/judge/images.npy", "/data/images.npy",
+        "--remount-ro", "/", "--chdir", "/tmp", "--", "/opt/py/bin/python3", "-m", "harness.measure"]
+    gpu = sandbox.bwrap_argv("measure", MEASURE, box(device="auto"), python="/opt/py/bin/python3",
+                             mounts=["/opt/py", "/src/harness"], env=env)
+    cut = argv.index("/dev/shm") + 1
+    assert gpu == argv[:cut] + sandbox._gpu_mounts() + argv[cut:]  # the GPUs' nodes, where the device may be one
+    docker = sandbox.docker_argv("export", BUILD, NAME, box("docker", memory_mb=1000, processes=10, scratch_mb=64))
+    assert docker == [
+        "docker", "run", "--rm", "-i", "--name", NAME, "--label",
+        f"cifar10-harness.parent={os.uname().nodename}:{os.getpid()}", "--network", "none", "--read-only",
+        "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m", "--shm-size", "64m", "--memory", "1250m",
+        "--memory-swap", "1250m", "--pids-limit", "26", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--user", f"{os.getuid()}:{os.getgid()}", "-e", "HOME=/tmp", "-e", "PYTHONDONTWRITEBYTECODE=1",
+        "-e", "PYTHONUNBUFFERED=1", "-e", "MALLOC_MMAP_THRESHOLD_=1073741824",
+        "-e", "MALLOC_TRIM_THRESHOLD_=134217728", "-v", "/subs/a:/submission:ro", "-w", "/tmp", "img:1",
+        "python", "-m", "harness.export"]
+    assert box("docker", memory_mb=1000, processes=10, scratch_mb=64).argv("export", BUILD, NAME) == docker
+    assert box().argv("measure", MEASURE, NAME) == sandbox.bwrap_argv("measure", MEASURE, box())
+    assert box("none").argv("export", BUILD, NAME) == [sys.executable, "-m", "harness.export"]
+
+
+def test_every_isolation_answers_the_same_interface(tmp_path, monkeypatch):
+    """What the runner and the watch ask of an isolation, backend by backend: where the worker writes,
+    how it names a host path, a root of its tree, the limit its exit status shows, orphans to reap."""
+    none, bwrap, docker = box("none"), box("bwrap"), box("docker", memory_mb=300)
+    work = tmp_path / "work"
+    assert (none.kind, bwrap.kind, docker.kind) == ("none", "bwrap", "docker") and isinstance(docker, Isolation)
+    assert none.out(work) == str(work) and bwrap.out(work) == docker.out(work) == "/tmp"
+    assert none.inside("/tmp/judge/inbox/graph.pt2", MEASURE) == "/tmp/judge/inbox/graph.pt2"
+    for confined in (bwrap, docker):
+        assert confined.inside("/tmp/judge/inbox/graph.pt2", MEASURE) == "/in/graph.pt2"
+        assert confined.inside("/tmp/judge/images.npy", MEASURE) == "/data/images.npy"
+        with pytest.raises(ValueError, match="not visible to the worker"):
+            confined.inside("/subs/a/model.py", MEASURE)
+    assert [b.killed_by(137) for b in (none, bwrap)] == [None, None] and docker.killed_by(1) is None
+    assert docker.killed_by(137) == "memory limit of 300 MiB (the engine killed its container, status 137)"
+    assert none.pid_of(NAME) is None and bwrap.pid_of(NAME) is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker command: nothing is found, nothing to reap
+    assert docker.pid_of(NAME) is None and [b.reap_orphans() for b in (none, bwrap, docker)] == [[], [], []]
+
+
+def test_process_rows_are_read_by_name():
+    row = procs.scan()[os.getpid()]
+    assert row.ppid == os.getppid() and row.threads >= 1 and row.rss > 0 and row.state in (b"R", b"S")
+    assert procs.descendants(procs.scan(), [os.getpid()])[os.getpid()].start == row.start
 
 
 def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch):
@@ -107,8 +188,9 @@ def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch)
         """))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
-    worker = runner.Worker("build", box("docker"), {str(tmp_path): sandbox.SUBMISSION},
-                           job={"submission": "/submission", "out": "/tmp"})
+    worker = runner.Worker("export", box("docker"), {str(tmp_path): sandbox.SUBMISSION},
+                           job=BuildJob(submission="/submission", code="model.py", factory="build_model",
+                                        weights="weights.pt", out="/tmp"))
     try:
         out = worker.finish()
     finally:
@@ -117,7 +199,8 @@ def test_the_docker_path_of_the_runner_with_a_fake_engine(tmp_path, monkeypatch)
     made = [json.loads(line) for line in calls.read_text().splitlines()]
     run_call, kill_call = made[0], made[-1]
     assert run_call["args"][:3] == ["run", "--rm", "-i"] and f"{tmp_path}:/submission:ro" in run_call["args"]
-    assert run_call["job"] == {"submission": "/submission", "out": "/tmp"}
+    assert run_call["job"] == {"submission": "/submission", "code": "model.py", "factory": "build_model",
+                               "weights": "weights.pt", "out": "/tmp"}
     assert {c["args"][0] for c in made[1:-1]} <= {"inspect"}  # the runner looked for the container's processes
     name = run_call["args"][run_call["args"].index("--name") + 1]
     assert kill_call["args"] == ["kill", name]  # the container is killed even though the client exited
@@ -140,11 +223,11 @@ def test_choose_resolves_auto_and_refuses_what_is_missing(monkeypatch):
 
 
 def test_sizes_and_overrides():
-    assert [sandbox.parse_size(s) for s in ("4096", "512M", "8G", "8g", "1.5GiB", "1T")] == [
+    assert [parse_size(s) for s in ("4096", "512M", "8G", "8g", "1.5GiB", "1T")] == [
         4096, 512, 8192, 8192, 1536, 2**20]
     for bad in ("lots", "-1", "0"):
         with pytest.raises(ConfigError):
-            sandbox.parse_size(bad)
+            parse_size(bad)
     with pytest.raises(ConfigError, match="memory_mb"):
         with_overrides(load_rules(), memory_mb=10)
     assert with_overrides(load_rules(), timeout_s=None) == load_rules()
@@ -201,7 +284,8 @@ def test_limits_kill_the_whole_tree_with_the_same_words_in_every_isolation(monke
     monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
     limits = box(isolation, image=sandbox.DEFAULT_IMAGE, timeout_s=4 if limit == "time" else 60, memory_mb=300,
                  processes=24, scratch_mb=16)
-    worker = runner.Worker("build", limits, {str(tmp_path): sandbox.SUBMISSION}, job={})
+    worker = runner.Worker("export", limits, {str(tmp_path): sandbox.SUBMISSION},
+                           job=BuildJob(submission="/submission", code="m.py", factory="f", weights="w", out="/tmp"))
     try:
         out = worker.finish()
     finally:
@@ -256,7 +340,7 @@ def test_the_view_from_inside_the_sandbox(tmp_path):
     tmp_name = f"/tmp/probe-{uuid.uuid4().hex[:8]}"
     args = {"labels": str(cache / "abc.labels.npy"), "cache": str(cache), "repo": str(REPO), "home": home,
             "tmp": tmp_name}
-    argv = sandbox.bwrap_argv("build", {str(sub): sandbox.SUBMISSION, str(cache / "abc.images.npy"): sandbox.IMAGES},
+    argv = sandbox.bwrap_argv("export", {str(sub): sandbox.SUBMISSION, str(cache / "abc.images.npy"): sandbox.IMAGES},
                               box())
     argv = argv[:argv.index("--") + 1] + [sys.executable, "/submission/probe.py", json.dumps(args)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "SECRET": "x"})

@@ -10,9 +10,10 @@ import yaml
 from harness import score as score_module
 from harness.config import load_rules, with_overrides
 from harness.record import Compression
-from harness.score import RESNET18_MACS, RESNET18_PARAMS, reference_score, score, verify
+from harness.score import RESNET18_MACS, RESNET18_PARAMS, Reference, reference_score, score, verify
 
 RULES = load_rules()
+REF = Reference.of(RULES)
 
 
 def c(p_s=0.0, p_u=0.0, q_w=32, q_a=32) -> Compression:
@@ -20,14 +21,14 @@ def c(p_s=0.0, p_u=0.0, q_w=32, q_a=32) -> Compression:
 
 
 def test_resnet18_half_precision_is_the_reference():
-    s = score(RESNET18_PARAMS, RESNET18_MACS, c(q_w=16, q_a=16), 0.0, RULES)
+    s = score(RESNET18_PARAMS, RESNET18_MACS, c(q_w=16, q_a=16), 0.0, REF)
     assert s.params_term == pytest.approx(RESNET18_PARAMS / 2 / 5.6e6) == pytest.approx(0.99725, abs=1e-5)
     assert s.ops_term == pytest.approx(RESNET18_MACS / 2 / 2.8e8) == pytest.approx(0.99228, abs=1e-5)
-    assert s.total == pytest.approx(1.98953, abs=1e-5) == reference_score(RULES)
+    assert s.total == pytest.approx(1.98953, abs=1e-5) == reference_score(REF)
 
 
 def test_terms_by_hand():
-    s = score(1_000_000, 50_000_000, c(0.2, 0.3, 4, 8), 1.0, RULES)
+    s = score(1_000_000, 50_000_000, c(0.2, 0.3, 4, 8), 1.0, REF)
     assert s.params_term == pytest.approx((1 - 0.5) * (4 / 32) * 1e6 / 5.6e6)
     assert s.ops_term == pytest.approx((1 - 0.2) * (8 / 32) * 5e7 / 2.8e8)
     assert s.total == pytest.approx(s.params_term + s.ops_term)
@@ -35,7 +36,7 @@ def test_terms_by_hand():
 
 def test_structured_pruning_on_the_mac_term_is_capped_by_the_macs_it_removes():
     """Zero channels that carry 5 % of the MACs earn at most 5 % on the MAC term, whatever p_s is."""
-    s = score(1_000_000, 50_000_000, c(0.6, 0.0, 32, 32), 0.05, RULES)
+    s = score(1_000_000, 50_000_000, c(0.6, 0.0, 32, 32), 0.05, REF)
     assert s.ops_pruning == 0.05
     assert s.ops_term == pytest.approx(0.95 * 5e7 / 2.8e8)
     assert s.params_term == pytest.approx(0.4 * 1e6 / 5.6e6)  # the weight term keeps p_s
@@ -43,14 +44,14 @@ def test_structured_pruning_on_the_mac_term_is_capped_by_the_macs_it_removes():
 
 def test_padding_with_zero_weights_gains_nothing():
     w, f, zeros = 1_000_000, 50_000_000, 4_000_000  # 4 M zero weights in channels that carry no MACs
-    honest = score(w, f, c(), 0.0, RULES).total
-    padded = score(w + zeros, f, c(zeros / (w + zeros)), 0.0, RULES).total
+    honest = score(w, f, c(), 0.0, REF).total
+    padded = score(w + zeros, f, c(zeros / (w + zeros)), 0.0, REF).total
     assert padded == pytest.approx(honest)
 
 
 def test_constants_come_from_the_rules():
     rules = with_overrides(RULES, reference_params=100, reference_macs=100)
-    s = score(100, 200, c(), 0.0, rules)
+    s = score(100, 200, c(), 0.0, Reference.of(rules))
     assert (s.params_term, s.ops_term) == (1.0, 2.0)
 
 
@@ -90,10 +91,10 @@ def test_overclaimed_bits_fail_and_credit_the_measurement():
 # table (and TABLE_VERSION) fails test_the_table_is_for_this_scoring_version. A new formula needs both:
 # new numbers worked out by hand, and a new version (records made under the old one are then
 # re-evaluated by --skip-evaluated, and the leaderboard shows the version of each).
-# Version 3 changed the cost model (how w and f are counted: harness/measure/ops.py), not the formula:
+# Version 3 changed the cost model (how w and f are counted: harness/ops.py), not the formula:
 # the rows, which start from w and f, were checked again and hold unchanged.
 TABLE_VERSION = "3"
-REFERENCES = with_overrides(RULES, reference_params=5.6e6, reference_macs=2.8e8)  # whatever the config says
+REFERENCES = Reference(params=5.6e6, macs=2.8e8)  # whatever the config says
 W, F = 5_600_000, 280_000_000  # w = W_ref, f = F_ref: the terms are the factors themselves
 SCORE_TABLE = [
     # float32, nothing pruned: 1 * 1 * 1.12e6/5.6e6 = 0.2; 1 * 1 * 5.6e7/2.8e8 = 0.2
@@ -193,7 +194,7 @@ def test_following_the_advice_verifies_and_scores_what_it_promised(tmp_path, kin
     folder = make_submission(tmp_path / kind, f"KIND = {kind!r}\n" + ADVISED)
     first = judge(folder, None, rules, "cpu")
     assert first.status == "ok" and first.claims_verified, first.errors
-    best, promised = advice(first.params, first.macs, first.measured, first.structured_mac_share, RULES)
+    best, promised = advice(first.params, first.macs, first.measured, first.structured_mac_share, REF)
     assert best.weight_bits <= 16 and best.activation_bits <= 16  # 16 is declarable for a float model
     assert f"the most you may declare: structured_pruning {best.structured_pruning:.4f}" in render(first)
     assert f"score {promised.total:.4f}" in render(first) and "what if" in render(first)

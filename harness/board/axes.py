@@ -44,7 +44,7 @@ def board_limits(board: Board, points: list[Entry]) -> tuple[float, float, float
     ok = [e for e in points if e.record.eligible]
     if not ok:
         return _x_range(points, board.reference) + _y_wide(points, thr)
-    return _x_range(ok, board.reference) + _y_band([100 * e.record.accuracy for e in ok] + [thr])
+    return _x_range(ok, board.reference) + _y_band([100 * e.accuracy for e in ok] + [thr])
 
 
 def team_limits(board: Board, mine: list[Entry], everyone: list[Entry]) -> tuple[float, float, float, float]:
@@ -52,7 +52,7 @@ def team_limits(board: Board, mine: list[Entry], everyone: list[Entry]) -> tuple
     the team's own attempts and the threshold (never the floor for a team with nothing eligible)."""
     thr = 100 * board.rules.accuracy_threshold
     field = [e for e in everyone if e.record.eligible] + mine
-    own = [100 * e.record.accuracy for e in mine]
+    own = [100 * e.accuracy for e in mine]
     top = min(max(own, default=thr), thr)
     ys = [y for y in own if y >= top - TEAM_SPREAD] + [thr]  # far below the team's best: edge markers
     return _x_range(field or everyone, board.reference) + _y_band(ys)
@@ -93,7 +93,7 @@ def fixed_texts(ax, board: Board, limits) -> list:
 
 def side(e: Entry, limits) -> str:
     """Where a point lies outside the range: "" (inside), "left", "right", "below" or "above"."""
-    x, y = e.record.score.total, 100 * e.record.accuracy
+    x, y = e.score, 100 * e.accuracy
     if x < limits[0] or x > limits[1]:
         return "left" if x < limits[0] else "right"
     if y < limits[2] or y > limits[3]:
@@ -106,8 +106,8 @@ def xy(e: Entry, limits) -> tuple[float, float]:
     xmin, xmax, ymin, ymax = limits
     step = (xmax / xmin) ** EDGE_INSET
     inset = EDGE_INSET * (ymax - ymin)
-    x = min(max(e.record.score.total, xmin * step), xmax / step)
-    y = min(max(100 * e.record.accuracy, ymin + inset), ymax - inset)
+    x = min(max(e.score, xmin * step), xmax / step)
+    y = min(max(100 * e.accuracy, ymin + inset), ymax - inset)
     return x, y
 
 
@@ -140,7 +140,9 @@ def edge_counts(ax, entries: list[Entry], limits, color: str) -> list:
     near = STACK_R * ax.figure.dpi / 72.0
     inward = {"left": (1, 0, "left", "center"), "right": (-1, 0, "right", "center"),
               "below": (0, 1, "center", "bottom"), "above": (0, -1, "center", "top")}
-    made, boxes, done = [], [], set()
+    made: list = []
+    boxes: list = []
+    done: set[int] = set()
     for i, e in enumerate(out):
         if i in done:
             continue
@@ -196,7 +198,7 @@ def legend(ax, *extra: tuple | None, **kw):
 # -- helpers ----------------------------------------------------------------------------------------------
 
 def _x_range(points: list[Entry], reference: float) -> tuple[float, float]:
-    xs = [e.record.score.total for e in points] + [reference]
+    xs = [e.score for e in points] + [reference]
     lo, hi = min(xs), max(xs)
     if math.log10(hi / lo) < MIN_X_DECADES:  # at least MIN_X_DECADES, around the points
         mid, half = math.sqrt(lo * hi), 10 ** (MIN_X_DECADES / 2)
@@ -221,7 +223,7 @@ def _y_band(ys: list[float]) -> tuple[float, float]:
 def _y_wide(points: list[Entry], thr: float) -> tuple[float, float]:
     """Without an eligible point: every point down to FLOOR_BELOW_THRESHOLD under the threshold."""
     floor = thr - FLOOR_BELOW_THRESHOLD
-    ys = [100 * e.record.accuracy for e in points] + [thr]
+    ys = [100 * e.accuracy for e in points] + [thr]
     ymin, ymax = min(max(min(ys), floor), thr - 4.0), min(max(max(ys), thr + 4.0), 100.0)
     pad = max(1.0, 0.12 * (ymax - ymin))
     return max(ymin - pad, floor - 1.0, 0.0), min(ymax + pad, 101.0)

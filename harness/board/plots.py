@@ -82,7 +82,7 @@ def leaderboard_figure(board: Board):
     points = [e for e in board.collection.entries if e.plottable]
     limits = axes.board_limits(board, points)
     axes.draw_frame(ax, board, limits)
-    best = {row.best.path for row in board.ranked}
+    best = {row.best.path for row in board.ranked if row.best is not None}
     ok = [e for e in points if e.record.eligible]
     no = [e for e in points if not e.record.eligible]
     hollow = {"s": 110, "facecolors": "none", "edgecolors": NOT_ELIGIBLE, "linewidths": 2.2}
@@ -96,11 +96,11 @@ def leaderboard_figure(board: Board):
                    label=f"check failed ({len(caught)})")
     front = pareto_front(ok)
     if front:
-        xs, ys = [e.record.score.total for e in front], [100 * e.record.accuracy for e in front]
-        ax.plot(xs + [limits[1]], ys + [ys[-1]], drawstyle="steps-post", color=FRONT, lw=3.5, zorder=2,
+        fx, fy = [e.score for e in front], [100 * e.accuracy for e in front]
+        ax.plot(fx + [limits[1]], fy + [fy[-1]], drawstyle="steps-post", color=FRONT, lw=3.5, zorder=2,
                 solid_capstyle="butt", label="Pareto front")
-    labelled = [row for row in board.ranked if row.best.plottable]
-    bests = [row.best for row in labelled]
+    labelled = [(row, row.best) for row in board.ranked if row.best is not None and row.best.plottable]
+    bests = [b for _, b in labelled]
     axes.scatter(ax, bests, limits, links=True, s=300, color=ELIGIBLE, edgecolors="black", linewidths=2.2,
                  zorder=5, label="team's best (labelled)")
     outside = axes.outside_legend(ax, points, limits, **hollow)
@@ -121,13 +121,13 @@ def leaderboard_figure(board: Board):
     legend = _wide_legend(fig, ax, outside, axes.reference_entry(board, limits))
     fixed = axes.fixed_texts(ax, board, limits) + [legend] + counts
     dots = [axes.xy(e, limits) for e in points]
-    made = _label_groups(ax, [axes.xy(e, limits) for e in bests], [f"{row.rank}. {row.team}" for row in labelled],
+    made = _label_groups(ax, [axes.xy(e, limits) for e in bests], [f"{row.rank}. {row.team}" for row, _ in labelled],
                          fixed, dots)
-    tries = [row for row in board.unranked if row.closest is not None and row.closest.plottable]
+    tries = [(row, row.closest) for row in board.unranked if row.closest is not None and row.closest.plottable]
     if len(tries) <= MAX_ATTEMPT_LABELS:  # unranked teams' closest attempts, in grey, after the ranked ones
-        names = [row.team + (f" ({percent(row.closest.record.accuracy, 2)})"
-                             if axes.side(row.closest, limits) else "") for row in tries]
-        _label_groups(ax, [axes.xy(row.closest, limits) for row in tries], names, fixed + made, dots,
+        names = [row.team + (f" ({percent(near.accuracy, 2)})" if axes.side(near, limits) else "")
+                 for row, near in tries]
+        _label_groups(ax, [axes.xy(near, limits) for _, near in tries], names, fixed + made, dots,
                       size=ATTEMPT_SIZE, color=ATTEMPT_TEXT, weight="normal", gid="attempt-label")
     return fig
 
@@ -172,8 +172,9 @@ def team_figure(board: Board, team: str):
     attempt_table(fig, (0.63, 0.125 + (0.2 if why else 0), 0.36, 0.63 - (0.2 if why else 0)), listed, len(mine),
                   colours, best)
     _team_legend(fig, ax, board, everyone, limits)
-    standing = (f"rank {row.rank} of {len(board.ranked)}, best score {best.record.score.total:.4f} at "
-                f"{percent(best.record.accuracy, 2)}" if best else "no eligible submission yet")
+    standing = "no eligible submission yet"
+    if best is not None and row is not None:
+        standing = f"rank {row.rank} of {len(board.ranked)}, best score {best.score:.4f} at {percent(best.accuracy, 2)}"
     fig.suptitle(team, x=0.085, y=0.985, ha="left", fontsize=30, fontweight="bold", parse_math=False)
     unscored = f" ({len(mine) - len(shown)} without a score)" if len(shown) < len(mine) else ""
     sub = f"{len(mine)} submission{'s' if len(mine) != 1 else ''}{unscored}; {standing}"
@@ -184,10 +185,10 @@ def team_figure(board: Board, team: str):
 def pareto_front(entries: list[Entry]) -> list[Entry]:
     """The points no other beats on both score (lower) and accuracy (higher), by increasing score."""
     front, top = [], -math.inf
-    for e in sorted(entries, key=lambda e: (e.record.score.total, -e.record.accuracy, e.time)):
-        if e.record.accuracy > top:
+    for e in sorted(entries, key=lambda e: (e.score, -e.accuracy, e.time)):
+        if e.accuracy > top:
             front.append(e)
-            top = e.record.accuracy
+            top = e.accuracy
     return front
 
 

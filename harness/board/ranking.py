@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,7 @@ from .. import record as rec_io
 from ..config import Rules
 from ..errors import EXIT_INVALID, HarnessError
 from ..record import Record
-from ..score import reference_score
+from ..score import Reference, reference_score
 from ..text import first_line, relative
 
 TIE_DECIMALS = 10  # score totals equal to this many decimals are ties
@@ -63,6 +64,20 @@ class Entry:
     def plottable(self) -> bool:
         r = self.record
         return r.status == "ok" and r.accuracy is not None and r.score is not None and r.score.total > 0
+
+    @property
+    def score(self) -> float:
+        """The score total of a scored record (plottable, or counted)."""
+        if self.record.score is None:
+            raise LeaderboardError(f"{self.path.name}: the board asked for the score of a record without one")
+        return self.record.score.total
+
+    @property
+    def accuracy(self) -> float:
+        """The test accuracy of an evaluated record (plottable, or counted)."""
+        if self.record.accuracy is None:
+            raise LeaderboardError(f"{self.path.name}: the board asked for the accuracy of a record without one")
+        return self.record.accuracy
 
     @property
     def counts(self) -> bool:
@@ -93,7 +108,7 @@ class RuleSet:
     def values(self) -> dict:
         return dict(self.key[0])
 
-    def describe(self, others: list[tuple] = (), data: bool = True) -> str:
+    def describe(self, others: Sequence[tuple] = (), data: bool = True) -> str:
         """One line: the id, the number of records and their dates, and where its key differs from the
         keys `others` (all of it when there are none); the rules alone when not `data`."""
         times = sorted(e.time for e in self.entries)
@@ -110,7 +125,6 @@ class RuleSet:
 class Collection:
     entries: list[Entry] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    ignored: int = 0  # readable records of another kind (profile)
 
 
 @dataclass(frozen=True)
@@ -170,8 +184,7 @@ def collect(folder: str | Path) -> Collection:
         except (OSError, ValueError) as err:  # JSON, UTF-8 and pydantic errors are ValueErrors
             out.skipped.append(Skipped(path, _first_line(err)))
             continue
-        if rec.kind != "evaluate":
-            out.ignored += 1
+        if rec.kind != "evaluate":  # a profile's record: no accuracy, nothing to rank
             continue
         out.entries.append(Entry(path, rec, when))
     return out
@@ -187,11 +200,11 @@ def rank(collection: Collection) -> tuple[list[Row], list[Row]]:
         last = max(e.time for e in entries)
         good = [e for e in entries if e.counts]
         if good:
-            ranked.append(Row(team, None, min(good, key=_rank_key), len(entries), last))
+            ranked.append(Row(team, None, min(good, key=_rank_key), len(entries), last))  # best: never None
         else:
             near = _closest(entries)
             unranked.append(Row(team, None, None, len(entries), last, _reason(near), near))
-    ranked.sort(key=lambda row: (*_rank_key(row.best), row.team))
+    ranked.sort(key=lambda row: (*_rank_key(row.best), row.team) if row.best is not None else ())
     ranked = [Row(r.team, i, r.best, r.submissions, r.last) for i, r in enumerate(ranked, 1)]
     unranked.sort(key=lambda row: (row.team.casefold(), row.team))
     return ranked, unranked
@@ -223,7 +236,7 @@ def build(results: str | Path, defaults: Rules, pick: str | Rules | None = None)
     if any(e.record.provenance.team_from != "roster" for e in collection.entries):
         notes.append("teams as their submission.yaml names them: no roster binds a team to its folder")
     ranked, unranked = rank(collection)
-    return Board(ranked, unranked, collection, rules, reference_score(rules),
+    return Board(ranked, unranked, collection, rules, reference_score(Reference.of(rules)),
                  datetime.now(timezone.utc).replace(microsecond=0), notes)
 
 
@@ -277,7 +290,7 @@ def _unpicked(results, sets: list[RuleSet], pick: str | Rules, chosen: list[Rule
 
 
 def _rank_key(e: Entry) -> tuple:
-    return (round(e.record.score.total, TIE_DECIMALS), -e.record.accuracy, e.time, e.path.name)
+    return (round(e.score, TIE_DECIMALS), -e.accuracy, e.time, e.path.name)
 
 
 def _closest(entries: list[Entry]) -> Entry:

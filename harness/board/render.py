@@ -77,7 +77,7 @@ def _slides(board: Board, folder: Path) -> list[str]:
         stamp = slide_stamp(board, team)
         try:
             with Image.open(folder / rel) as old:
-                fresh = old.text.get("Comment") == stamp
+                fresh = getattr(old, "text", {}).get("Comment") == stamp
         except (OSError, ValueError, AttributeError):
             fresh = False
         if not fresh:
@@ -92,9 +92,9 @@ def slide_stamp(board: Board, team: str) -> str:
     """A hash of all that a team's slide shows (every scored point, the team's evaluations, its row, the
     rules) and of the code that draws it: equal stamps, equal slides."""
     r = [x for x in board.ranked + board.unranked if x.team == team]
-    field = sorted((e.path.name, e.record.team == team, e.record.score.total, e.record.accuracy, e.record.eligible)
+    field = sorted((e.path.name, e.record.team == team, e.score, e.accuracy, e.record.eligible)
                    for e in board.collection.entries if e.plottable)
-    mine = [(e.path.name, e.time.isoformat(), e.record.status, e.record.accuracy, e.plottable and e.record.score.total,
+    mine = [(e.path.name, e.time.isoformat(), e.record.status, e.record.accuracy, e.plottable and e.score,
              e.record.eligible) for e in board.team_entries(team)]
     row = [(x.rank, x.reason, x.best.path.name if x.best else None) for x in r]
     data = json.dumps([team, board.rules.accuracy_threshold, board.reference, len(board.ranked), field, mine, row])

@@ -3,9 +3,9 @@
 Pure functions from a ranked `ranking.Board` to text. The page holds the plot as inline SVG
 (each point a link to its evaluation's page, `pages`), links each team to its page and each
 submission to its evaluation's, and sorts its tables with a small inline script: it works from
-a file, offline. The board's notes follow the summary everywhere. The ranked table fits a window
-1,280 px wide (a projector's): long names wrap, and below 1,700 px the two score terms
-(`NARROW_HIDDEN`; the score stays) are left out.
+a file, offline; its stylesheet is the pages' (`pages.STYLE`). The board's notes follow the
+summary everywhere. The ranked table fits a window 1,280 px wide (a projector's): long names wrap,
+and below 1,700 px the two score terms (`NARROW_HIDDEN`; the score stays) are left out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from string import Template
 
 from .. import record as rec_io
 from ..record import percent
-from .pages import run_href, team_href
+from .pages import page, run_href, team_href
 from .ranking import Board, Row
 
 
@@ -51,12 +51,12 @@ def to_csv(board: Board) -> str:
                      "submissions", "last_submitted", "checks", "reason"])
     for row in board.ranked + board.unranked:
         cells: list = [row.rank or "", _csv_text(row.team)]
-        if row.best is not None:
-            r = row.best.record
+        if row.best is not None and row.best.record.score is not None:  # ranked: scored
+            r, s = row.best.record, row.best.record.score
             d = r.declared or rec_io.Compression()
             cells += [_csv_text(r.name), f"{r.accuracy:.6f}", r.params, r.macs, d.structured_pruning,
-                      d.unstructured_pruning, d.weight_bits, d.activation_bits, f"{r.score.params_term:.6f}",
-                      f"{r.score.ops_term:.6f}", f"{r.score.total:.6f}"]
+                      d.unstructured_pruning, d.weight_bits, d.activation_bits, f"{s.params_term:.6f}",
+                      f"{s.ops_term:.6f}", f"{s.total:.6f}"]
         else:
             cells += [""] * 11
         last = row.last.astimezone(timezone.utc).isoformat(timespec="seconds")
@@ -83,9 +83,10 @@ def to_html(board: Board, svg: bytes) -> str:
     image = text[text.index("<svg"):].replace("<svg", '<svg id="plot" role="img" aria-label="Test accuracy '
                                               'against score (log scale) of every evaluated submission"', 1)
     notes = "".join(f'<p class="note">Note: {html.escape(n)}</p>\n' for n in board.notes)
-    return _PAGE.substitute(summary=html.escape(_summary(board)), notes=notes, image=image, ranked=ranked,
+    body = _BODY.substitute(summary=html.escape(_summary(board)), notes=notes, image=image, ranked=ranked,
                             other=other, skipped=skipped, threshold=percent(board.rules.accuracy_threshold),
                             reference=f"{board.reference:.2f}")
+    return page("CIFAR-10 compression challenge: leaderboard", body, "index")
 
 
 # -- columns: (header, kind for sorting, first sort direction, value for sorting, text shown) -------------
@@ -217,36 +218,7 @@ def _html_table(ident: str, columns, rows: list[Row], empty: str, links: dict | 
             f'<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>")
 
 
-_PAGE = Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>CIFAR-10 compression challenge: leaderboard</title>
-<style>
-body { font: 20px/1.4 system-ui, "DejaVu Sans", sans-serif; margin: 1.5em auto; max-width: 1900px;
-       padding: 0 1em; color: #1a1a1a; background: #fff; }
-h1 { font-size: 2.2em; margin: 0 0 .2em; } h2 { font-size: 1.5em; margin-top: 1.6em; }
-.summary, .legend { color: #444; } figure { margin: 1em 0; } figure svg { width: 100%; height: auto; }
-.note { color: #5a4a00; background: #fff6d6; border-left: 4px solid #e0b400; padding: .3em .6em; margin: .4em 0; }
-.scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-size: 18px; }
-th, td { padding: .4em .45em; border-bottom: 1px solid #ddd; } td { white-space: nowrap; }
-td.name { white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
-@media (max-width: 1700px) {
-  body { padding: 0 .6em; } table { font-size: 16px; } th, td { padding: .35em .3em; }
-  .narrow-hidden { display: none; }
-}
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #24415e; color: #fff; cursor: pointer; user-select: none; text-align: left; }
-th:hover, th:focus { background: #34618e; outline: none; }
-th .arrow::after { content: ""; margin-left: .3em; }
-th[aria-sort=ascending] .arrow::after { content: "\\25B2"; }
-th[aria-sort=descending] .arrow::after { content: "\\25BC"; }
-tbody tr:nth-child(even) { background: #f3f6f9; } tbody tr:hover { background: #e2ecf6; }
-tr.top1 td:first-child { background: #f5d76e; } tr.top2 td:first-child { background: #d5d8dc; }
-tr.top3 td:first-child { background: #e3b58a; } #others td:last-child { white-space: normal; }
-.skipped { color: #8a1c1c; }
-</style></head>
-<body>
-<h1>CIFAR-10 compression challenge: leaderboard</h1>
+_BODY = Template("""<h1>CIFAR-10 compression challenge: leaderboard</h1>
 <p class="summary">$summary</p>
 $notes<figure>$image</figure>
 <p class="legend">Lower score is better. Eligible: accuracy at least $threshold, every claim verified,
@@ -289,6 +261,4 @@ $skipped
     });
   });
 }());
-</script>
-</body></html>
-""")
+</script>""")

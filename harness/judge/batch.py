@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from ..record import Record
 from ..text import first_line, relative
@@ -22,7 +23,7 @@ class Line:
     """One submission of the batch: its directory, its record, and whether it was skipped (judged before)."""
 
     directory: str
-    record: Record | None = None
+    record: Record
     skipped: bool = False
 
 
@@ -69,7 +70,8 @@ def verdict(rec: Record) -> str:
     if rec.status != "ok":
         first = first_line(relative(rec.errors[0], rec.directory), ERROR_CHARS) if rec.errors else ""
         return f"{rec.status.upper()}: {first}" if first else rec.status.upper()
-    figures = f"score {rec.score.total:.4f}" + (f", accuracy {rec.accuracy:.2%}" if rec.accuracy is not None else "")
+    figures = (f"score {rec.score.total:.4f}" if rec.score is not None else "no score") + \
+        (f", accuracy {rec.accuracy:.2%}" if rec.accuracy is not None else "")
     if rec.kind == "profile":
         return figures
     return f"ELIGIBLE, {figures}" if rec.eligible else f"not eligible ({'; '.join(rec.reasons)}), {figures}"
@@ -78,7 +80,8 @@ def verdict(rec: Record) -> str:
 def _short(rec: Record) -> str:
     if rec.status != "ok":
         return rec.status.upper()
-    figures = f"{rec.score.total:.4f}" + (f"  {rec.accuracy:6.2%}" if rec.accuracy is not None else "")
+    figures = (f"{rec.score.total:.4f}" if rec.score is not None else "") + \
+        (f"  {rec.accuracy:6.2%}" if rec.accuracy is not None else "")
     return f"{'ELIGIBLE' if rec.eligible else 'not eligible':12}  {figures}"
 
 
@@ -96,7 +99,7 @@ class Bar:
 
     def __init__(self, on: bool):
         self.on = on and sys.stderr.isatty()
-        self.tqdm = None
+        self.tqdm: Any = None
 
     def __enter__(self):
         return self if self.on else None

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Rules
+from ..data import TestSet
 from ..record import Check
-from .data import TestSet
 
 SIGMAS = 3.0  # standard errors of the gap allowed beyond a check's margin (1 honest model in 740 at the margin)
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]  # the 8 one-pixel moves
@@ -74,8 +74,8 @@ def sources(data: str | Path, rules: Rules, private: str | Path | None = None) -
     """The training images beside the test set at `data` (when the rules ask for an unseen check) and
     the private images (`private`, else the rules' `private_data`); DataError when the rules require
     the unseen check and there are no training images, or the private images cannot be read."""
+    from ..data import find_training, load_private
     from ..errors import DataError
-    from .data import find_training, load_private
 
     unseen, why = find_training(data) if rules.unseen_images else (None, "the rules ask for no unseen check")
     if unseen is None and rules.require_unseen:
@@ -225,8 +225,8 @@ def reason(c: Check) -> str:
         return (f"private check failed: the accuracy on the instructor's private images trails the test accuracy "
                 f"by more than private_gap {c.margin:g} and the sampling error")
     against = "the test accuracy of" if c.name == "unseen" else "the same images unchanged,"
-    return (f"{c.name} check failed: {c.accuracy:.2%} on {c.images:,} {NAMES[c.name]}, {c.gap * 100:.1f} points "
-            f"below {against} {c.reference:.2%} ({c.tolerance * 100:.1f} allowed)")
+    return (f"{c.name} check failed: {c.accuracy or 0:.2%} on {c.images:,} {NAMES[c.name]}, {(c.gap or 0) * 100:.1f} "
+            f"points below {against} {c.reference or 0:.2%} ({(c.tolerance or 0) * 100:.1f} allowed)")
 
 
 WARNING = ("the model may have memorised the test images: nothing derived from them may be stored in a "

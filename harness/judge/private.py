@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import load_rules
+from ..data import CLASSES, find_training, fit, load_test, private_files
 from .checks import SIGMAS, drawn
-from .data import CLASSES, find_training, fit, load_test, private_files
 
 NEAR = 5.0  # thumbnail RMS distance (levels of 255) under which two images are near-duplicates
 BLOCK = 4  # pixels per side of a thumbnail cell: 32 x 32 -> 8 x 8
@@ -80,8 +80,8 @@ def report(path: str | Path, data: str | Path | None = None) -> tuple[str, dict]
                                          "distance": round(float(dist[i]), 2)}
                                         for i in np.flatnonzero(dist < NEAR) if i < where[i]]
     rules = load_rules()
-    out["drawn"] = drawn(rules.private_images, len(names))  # what one evaluation predicts
-    se = math.sqrt(TYPICAL * (1 - TYPICAL) / out["drawn"]) if names else float("nan")
+    out["drawn"] = count = drawn(rules.private_images, len(names))  # what one evaluation predicts
+    se = math.sqrt(TYPICAL * (1 - TYPICAL) / count) if names else float("nan")
     out["standard_error"] = se
     out["allowed_gap"] = rules.private_gap + SIGMAS * math.sqrt(se**2 + TYPICAL * (1 - TYPICAL) / 10_000)
     return _text(out, data), out

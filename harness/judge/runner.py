@@ -1,24 +1,23 @@
 """Start a stage in a child process, hold it to its limits, and collect what it sent.
 
 The parent never imports the submission's code nor torch. A `Worker` starts
-`python -m harness.build|measure` (unconfined, under bubblewrap or in a Docker container:
-`command()` is the single place that composes the command line) with three pipes
-(`harness.wire`): its job goes in on stdin, its files (result.json, graph.pt2) come out on
-stdout into the worker's host folder, each within its size, and its log on stderr, kept up to
-`scratch_mb`. The worker itself writes nothing on the host's disk: inside a sandbox its
-writable space is a tmpfs. `finish(job)` hands it its job (stage 2 is started before its job
-exists, so that its imports overlap stage 1) and watches it until it exits.
+`python -m harness.export|measure` in its isolation (`harness.judge.isolation.Isolation`:
+unconfined, under bubblewrap or in a Docker container; its `argv()` composes the command line,
+its `out()` and `inside()` name the paths the worker sees) with three pipes (`harness.wire`):
+its job goes in on stdin, its files (result.json, graph.pt2) come out on stdout into the
+worker's host folder, each within its size, and its log on stderr, kept up to `scratch_mb`.
+The worker itself writes nothing on the host's disk: inside a sandbox its writable space is a
+tmpfs. `finish(job)` hands it its job (stage 2 is started before its job exists, so that its
+imports overlap stage 1) and watches it until it exits.
 
-While it runs, the parent watches the worker every `POLL_S` seconds: the resident memory
-of all the processes of its tree and the count of their processes and threads (from /proc;
-under docker, the container's processes, found from its first one), and the size of its log.
-At a limit (`sandbox.Limits`: time, memory, processes, log) it stops the whole tree (SIGSTOP
-until no new process appears, so that a fork loop cannot outrun it) and kills it, and
-`Outcome.killed` names the limit, in the same words under every isolation. Each worker also
-starts with RLIMIT_FSIZE (no file beyond `scratch_mb`), no core dumps, and dies with the
-parent. Under bubblewrap the worker is in its own PID namespace, so nothing it started
-survives the sandbox's init; under docker the runner `docker kill`s the container at the end,
-the stage exits when its stdin closes, and `reap_orphans` removes containers whose judge died.
+While it runs, `harness.judge.watch` holds the worker's process tree to its limits
+(`Limits`: time, memory, processes, log) and at a limit kills the whole tree; `Outcome.killed`
+names the limit, in the same words under every isolation, or the limit a signal enforced (the
+kernel's file size limit; the isolation's own, `Isolation.killed_by`). Each worker also starts
+with RLIMIT_FSIZE (no file beyond `scratch_mb`), no core dumps, and dies with the parent. Under
+bubblewrap the worker is in its own PID namespace, so nothing it started survives the sandbox's
+init; under docker the watch `docker kill`s the container at the end, the stage exits when its
+stdin closes, and `Isolation.reap_orphans` removes containers whose judge died.
 """
 
 from __future__ import annotations
@@ -30,25 +29,28 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .. import wire
-from ..jobs import GRAPH, RESULT
-from . import procs, sandbox
-from .sandbox import Limits, Sandbox
+from ..jobs import GRAPH, RESULT, BuildJob, MeasureJob
+from . import sandbox
+from .isolation import Isolation, Limits
+from .watch import Watch
 
-POLL_S = 0.1  # seconds between two looks at the worker's process tree
 MAX_RESULT_BYTES = 16 * 2**20  # a larger result.json is refused, not parsed
 MAX_GRAPH_BYTES = 4 * 2**30  # the largest exported program stage 1 may send (also within scratch_mb)
 JOIN_S = 10  # seconds to wait for the readers of a worker's output once it has exited
 _LOG_TAIL = 4000  # characters of the worker's output kept for error messages
 _PR_SET_PDEATHSIG = 1
 _PROGRESS = re.compile(rb"^" + wire.PROGRESS.encode() + rb" (\d{1,9})/(\d{1,9})$", re.MULTILINE)
+
+
+Job = BuildJob | MeasureJob  # what a stage is given (harness.jobs), sent as one JSON line
 
 
 @dataclass
@@ -64,23 +66,13 @@ class Outcome:
     files: dict[str, Path] = field(default_factory=dict)  # the files it sent (result.json, graph.pt2), on the host
 
 
-def command(stage: str, binds: dict[str, str], name: str, box: Sandbox) -> list[str]:
-    """The command line of `stage` in `box`, with `binds` (host -> inside, read-only); `name` names
-    the container under docker."""
-    if box.kind == "bwrap":
-        return sandbox.bwrap_argv(stage, binds, box)
-    if box.kind == "docker":
-        return sandbox.docker_argv(stage, binds, name, box)
-    return sandbox.worker_argv(sys.executable, stage)
-
-
 class Worker:
     """One stage's process: started at once, given its job by `finish`, always cleaned up by `close`.
 
     `folder` is the parent's, on the host: the files the worker sent (`received/`), its log, and
     under isolation none its working folder (`work/`)."""
 
-    def __init__(self, stage: str, box: Sandbox, binds: dict[str, str], job: dict | None = None,
+    def __init__(self, stage: str, box: Isolation, binds: dict[str, str], job: Job | None = None,
                  progress=None):
         self.stage, self.box, self.binds = stage, box, binds
         self.folder = Path(tempfile.mkdtemp(prefix=f"harness-{stage}-"))
@@ -89,37 +81,30 @@ class Worker:
         self.work.mkdir()
         self.name = sandbox.container_name(self.folder)
         self.start = time.perf_counter()
-        self.proc = subprocess.Popen(command(stage, binds, self.name, box), cwd=self.work,
+        self.proc = subprocess.Popen(box.argv(stage, binds, self.name), cwd=self.work,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=_environment(), start_new_session=True,
                                      preexec_fn=_child_limits(box.limits))
         expected = {RESULT: MAX_RESULT_BYTES}
-        if stage == "build":
+        if stage == "export":
             expected[GRAPH] = min(MAX_GRAPH_BYTES, box.limits.scratch_mb * 2**20)
-        self.received = wire.Receiver(self.proc.stdout, self.folder / "received", expected)
+        self.stdin = _pipe(self.proc.stdin)
+        self.received = wire.Receiver(_pipe(self.proc.stdout), self.folder / "received", expected)
         self.log = _Log(self.proc.stderr, self.folder / "worker.log", box.limits.scratch_mb * 2**20, progress)
-        self.watch = _Watch(self.proc, box, self.name, self.log)
+        self.watch = Watch(self.proc, box, self.name, self.log)
         if job is not None:
             self._send(job)
 
     @property
     def out(self) -> str:
         """The worker's writable folder, as it names it."""
-        return str(self.work) if self.box.kind == "none" else sandbox.SCRATCH
+        return self.box.out(self.work)
 
-    def inside(self, host: str | Path | None) -> str | None:
-        """How the worker names a host path: a bound path, or a path in a bound folder."""
-        if host is None or self.box.kind == "none":
-            return None if host is None else str(host)
-        path = Path(host)
-        for outside, inner in self.binds.items():
-            if path == Path(outside):
-                return inner
-            if path.is_relative_to(outside):
-                return f"{inner}/{path.relative_to(outside).as_posix()}"
-        raise ValueError(f"{host} is not visible to the worker")
+    def inside(self, host: str | Path) -> str:
+        """How the worker names a host path: a bound path, or a path in a bound folder (sandboxed)."""
+        return self.box.inside(host, self.binds)
 
-    def finish(self, job: dict | None = None) -> Outcome:
+    def finish(self, job: Job | None = None) -> Outcome:
         """Hand over `job` (unless given at the start), watch until the worker exits, read what it sent."""
         if job is not None:
             self._send(job)
@@ -150,13 +135,11 @@ class Worker:
             self.cancel()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _send(self, job: dict) -> None:
+    def _send(self, job: Job) -> None:
         """The job line on the worker's stdin, which then stays open until the worker is done."""
-        import json
-
         try:
-            self.proc.stdin.write(json.dumps(job).encode() + b"\n")
-            self.proc.stdin.flush()
+            self.stdin.write(job.model_dump_json().encode() + b"\n")
+            self.stdin.flush()
         except (BrokenPipeError, ValueError):  # it has already exited (or been stopped): its outcome says why
             pass
 
@@ -166,9 +149,17 @@ class Worker:
         self.log.join(JOIN_S)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
-                pipe.close()
+                if pipe is not None:
+                    pipe.close()
             except OSError:
                 pass
+
+
+def _pipe(pipe: IO[bytes] | None) -> IO[bytes]:
+    """A pipe Popen was asked for (PIPE), which it always opens."""
+    if pipe is None:
+        raise RuntimeError("the worker was started without its pipes")  # a harness bug: an error record
+    return pipe
 
 
 def _environment() -> dict[str, str]:
@@ -216,109 +207,6 @@ class _Log:
             return ""
 
 
-def reap_orphans() -> list[str]:
-    """Kill worker containers left by judges of this host that have died (`sandbox.LABEL`); their names."""
-    try:
-        done = subprocess.run(["docker", "ps", "--filter", f"label={sandbox.LABEL}", "--format",
-                               f'{{{{.Names}}}} {{{{.Label "{sandbox.LABEL}"}}}}'],
-                              capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    host = os.uname().nodename
-    dead = []
-    for line in done.stdout.splitlines():
-        name, _, parent = line.partition(" ")
-        where, _, pid = parent.rpartition(":")
-        if where == host and pid.isdigit() and not procs.alive(int(pid)):
-            dead.append(name)
-    if dead:
-        subprocess.run(["docker", "kill", *dead], capture_output=True, timeout=60, check=False)
-    return dead
-
-
-class _Watch:
-    """Polls the worker's process tree against its limits; stops and kills the tree."""
-
-    def __init__(self, proc: subprocess.Popen, box: Sandbox, name: str, log: _Log):
-        self.proc, self.box, self.limits, self.name, self.log = proc, box, box.limits, name, log
-        self.deadline = time.perf_counter() + box.limits.timeout_s
-        self.seen: dict[int, int] = {}  # pid -> start time, of every process ever found in the tree
-        self.container: int | None = None  # under docker: the container's first process, once found
-        self.killed: str | None = None
-
-    def until_done(self) -> None:
-        while True:
-            try:
-                self.proc.wait(timeout=POLL_S)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-            if time.perf_counter() >= self.deadline:
-                self.killed = f"time limit of {self.limits.timeout_s:g} s"
-                return
-            if self.log.full:
-                self.killed = f"log limit of {self.limits.scratch_mb} MiB (its output reached it)"
-                return
-            if self.box.kind == "docker" and self.container is None:
-                self.container = _container_pid(self.name)
-            tree = self._tree(procs.scan())
-            tasks = sum(row[1] for row in tree.values())
-            mb = procs.memory(tree) / 2**20
-            if tasks > self.limits.processes:
-                self.killed = f"process limit of {self.limits.processes} (it had {tasks} processes and threads)"
-                return
-            if mb > self.limits.memory_mb:
-                self.killed = f"memory limit of {self.limits.memory_mb} MiB (its processes held {mb:.0f} MiB)"
-                return
-
-    def kill(self) -> None:
-        """Freeze every process of the tree until no new one appears (twice, a moment apart, so that a
-        fork in flight lands), then kill them all."""
-        stopped: set[int] = set()
-        quiet = 0
-        for _ in range(100):
-            fresh = set(self._tree(procs.scan())) - stopped
-            for pid in fresh:
-                procs.signal_pid(pid, signal.SIGSTOP)
-            stopped |= fresh
-            quiet = 0 if fresh else quiet + 1
-            if quiet == 2:
-                break
-            if not fresh:
-                time.sleep(0.01)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for pid in self._alive():
-            procs.signal_pid(pid, signal.SIGKILL)
-        self.proc.wait()
-        for _ in range(250):  # SIGKILL is asynchronous: return only once every process has exited
-            if not self._alive():
-                break
-            time.sleep(0.02)
-        if self.box.kind == "docker":
-            subprocess.run(["docker", "kill", self.name], capture_output=True, timeout=60, check=False)
-
-    def _alive(self) -> list[int]:
-        """Processes ever seen in the tree that still run (zombies have exited)."""
-        table = procs.scan()
-        return [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start
-                and table[pid][4] != b"Z"]
-
-    def _tree(self, table: dict) -> dict:
-        """The worker and its descendants, plus any process seen in the tree before (orphans)."""
-        roots = [pid for pid, start in self.seen.items() if pid in table and table[pid][3] == start]
-        if self.proc.returncode is None:  # once reaped, its pid may belong to another process
-            roots.append(self.proc.pid)
-            if self.container is not None:  # under docker, the engine's child, not the client's
-                roots.append(self.container)
-        tree = procs.descendants(table, roots)
-        for pid, row in tree.items():
-            self.seen.setdefault(pid, row[3])
-        return tree
-
-
 def _child_limits(limits: Limits):
     """Set in the child before exec: file size limit, no core dumps, killed if the parent dies."""
     fsize = limits.scratch_mb * 2**20
@@ -336,25 +224,13 @@ def _child_limits(limits: Limits):
     return setup
 
 
-def _container_pid(name: str) -> int | None:
-    """The host pid of the container's first process, once it runs."""
-    try:
-        done = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", name], capture_output=True,
-                              text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    pid = done.stdout.strip()
-    return int(pid) if pid.isdigit() and int(pid) > 0 else None
-
-
-def _signal_limit(returncode: int | None, box: Sandbox) -> str | None:
+def _signal_limit(returncode: int | None, box: Isolation) -> str | None:
     """The limit a signal enforced, read from the exit status: the kernel's file size limit
-    (SIGXFSZ), or docker's memory limit, standing a margin behind the runner's (status 137)."""
+    (SIGXFSZ), or one the isolation enforced (docker's memory limit, a margin behind the watch's:
+    status 137)."""
     if returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
         return f"disk limit of {box.limits.scratch_mb} MiB (a file it wrote reached it)"
-    if box.kind == "docker" and returncode == 137:
-        return f"memory limit of {box.limits.memory_mb} MiB (the engine killed its container, status 137)"
-    return None
+    return box.killed_by(returncode)
 
 
 def _read_result(path: Path) -> tuple[dict | None, str | None]:

@@ -1,6 +1,6 @@
-"""Where the worker runs: unconfined, in a bubblewrap sandbox, or in a Docker container.
+"""Where the worker runs, the isolation backends: unconfined, in a bubblewrap sandbox, or in a Docker container.
 
-Both stages run here. Stage 1 (`harness.build`) executes a submission's untrusted code; stage 2
+Both stages run here. Stage 1 (`harness.export`) executes a submission's untrusted code; stage 2
 (`harness.measure`) runs harness code on the program stage 1 exported, as hostile as the
 submission. Under `bwrap` or `docker` each sees only
 
@@ -16,11 +16,17 @@ submission. Under `bwrap` or `docker` each sees only
 
 with no network (a private network namespace with only loopback), its own PID namespace, a
 read-only root, no capabilities and an environment cleared but for a few variables.
-`bwrap_argv()` and `docker_argv()` compose the command lines (pure functions of their
-arguments); `choose()` turns the competition's `isolation: auto|none|bwrap|docker` and limits
-into a `Sandbox`. The limits themselves (time, memory, processes, log size) are enforced by
-`harness.judge.runner`, with the same messages under every isolation; under docker the engine's
-`--memory` and `--pids-limit` stand behind them, a margin higher.
+
+The isolations are the backends of one interface (`harness.judge.isolation.Isolation`):
+`Unconfined` (none), `Bubblewrap` (bwrap) and `Docker` (docker), each composing its command line
+(`bwrap_argv()` and `docker_argv()`, pure functions of their arguments) and doing what only it
+needs: docker finds its container's processes, kills the container and reaps those of judges
+that died. `choose()` turns the competition's `isolation: auto|none|bwrap|docker` and limits into
+one of them (`BACKENDS`); a further backend is one more class and one more entry there.
+
+The limits themselves (time, memory, processes, log size) are enforced by `harness.judge.watch`,
+with the same messages under every isolation; under docker the engine's `--memory` and
+`--pids-limit` stand behind them, a margin higher.
 """
 
 from __future__ import annotations
@@ -34,15 +40,21 @@ import shutil
 import site
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import ConfigError, HarnessError
+from ..errors import HarnessError
+from . import procs
+from .isolation import SCRATCH, Isolation, Limits
+
+if TYPE_CHECKING:
+    from ..config import Rules
 
 SUBMISSION = "/submission"
 IMAGES = "/data/images.npy"
 INBOX = "/in"
-SCRATCH = "/tmp"  # the worker's working folder and writable space (a tmpfs)
 DEFAULT_IMAGE = "cifar10-harness:latest"
 LOCK_LABEL = "cifar10-harness.lock"  # docker/build.sh: the sha256 of requirements/lock.txt
 # Variables the worker may inherit (threading and CUDA settings); everything else is cleared.
@@ -56,8 +68,8 @@ PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAP
 WORKER_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
               "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**27)}
 LABEL = "cifar10-harness.parent"  # docker label of a worker container: "host:pid" of the judge that started it
-DOCKER_MEMORY_MARGIN = 1.25  # docker's --memory, over the runner's own memory limit
-DOCKER_PIDS_MARGIN = 16  # docker's --pids-limit, over the runner's own process limit
+DOCKER_MEMORY_MARGIN = 1.25  # docker's --memory, over the watch's own memory limit
+DOCKER_PIDS_MARGIN = 16  # docker's --pids-limit, over the watch's own process limit
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _LDSO = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
 
@@ -67,45 +79,115 @@ class SandboxError(HarnessError):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What one worker may use; at a limit the runner kills its whole process tree."""
+class Unconfined(Isolation):
+    """Isolation none: the stage runs as a plain child process, in a host folder, under the time,
+    memory, process and log limits only. For trusted code."""
 
-    timeout_s: float  # wall clock, seconds
-    memory_mb: int  # resident memory of all its processes, MiB
-    processes: int  # processes and threads together, as docker's --pids-limit counts them
-    scratch_mb: int  # size of its /tmp and /dev/shm tmpfs, of the largest file it may write, and of its log
+    kind: ClassVar[str] = "none"
+
+    def argv(self, stage: str, binds: dict[str, str], name: str) -> list[str]:
+        return worker_argv(sys.executable, stage)
+
+    def out(self, work: Path) -> str:
+        return str(work)
+
+    def inside(self, host: str | Path, binds: dict[str, str]) -> str:
+        return str(host)
 
 
 @dataclass(frozen=True)
-class Sandbox:
-    """How to run one worker: `kind` is none, bwrap or docker."""
+class Bubblewrap(Isolation):
+    """Isolation bwrap: the stage in a bubblewrap sandbox (`bwrap_argv`); its PID namespace dies with it."""
 
-    kind: str
-    limits: Limits
-    device: str = "auto"
+    kind: ClassVar[str] = "bwrap"
+    remedy: ClassVar[str] = "install bubblewrap (apt-get install bubblewrap) or choose --isolation none|docker"
+
+    @classmethod
+    def problem(cls, rules: Rules) -> str | None:
+        return bwrap_problem()
+
+    def argv(self, stage: str, binds: dict[str, str], name: str) -> list[str]:
+        return bwrap_argv(stage, binds, self)
+
+
+@dataclass(frozen=True)
+class Docker(Isolation):
+    """Isolation docker: the stage in a container of `image` (`docker_argv`), all GPUs with `gpus`.
+    Its processes descend from the engine, not from the `docker run` client the runner starts."""
+
+    kind: ClassVar[str] = "docker"
+    remedy: ClassVar[str] = "see docker/README.md"
     image: str = DEFAULT_IMAGE
     gpus: bool = False
-    warning: str | None = None  # for the record, e.g. when `auto` fell back to none
+
+    @classmethod
+    def problem(cls, rules: Rules) -> str | None:
+        return docker_problem(rules.docker_image)
+
+    @classmethod
+    def from_rules(cls, rules: Rules, device: str = "auto", warning: str | None = None) -> Docker:
+        return cls(limits=Limits.of(rules), device=device, warning=warning, image=rules.docker_image,
+                   gpus=rules.docker_gpus)
+
+    def argv(self, stage: str, binds: dict[str, str], name: str) -> list[str]:
+        return docker_argv(stage, binds, name, self)
+
+    def pid_of(self, name: str) -> int | None:
+        """The host pid of the container's first process, once it runs."""
+        try:
+            done = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", name], capture_output=True,
+                                  text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        pid = done.stdout.strip()
+        return int(pid) if pid.isdigit() and int(pid) > 0 else None
+
+    def stop(self, name: str) -> None:
+        """The container, killed even when its client has exited."""
+        subprocess.run(["docker", "kill", name], capture_output=True, timeout=60, check=False)
+
+    def killed_by(self, returncode: int | None) -> str | None:
+        """The engine's memory limit, standing a margin behind the watch's (status 137)."""
+        if returncode == 137:
+            return f"memory limit of {self.limits.memory_mb} MiB (the engine killed its container, status 137)"
+        return None
+
+    def reap_orphans(self) -> list[str]:
+        """Kill worker containers left by judges of this host that have died (`LABEL`); their names."""
+        try:
+            done = subprocess.run(["docker", "ps", "--filter", f"label={LABEL}", "--format",
+                                   f'{{{{.Names}}}} {{{{.Label "{LABEL}"}}}}'],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        host = os.uname().nodename
+        dead = []
+        for line in done.stdout.splitlines():
+            name, _, parent = line.partition(" ")
+            where, _, pid = parent.rpartition(":")
+            if where == host and pid.isdigit() and not procs.alive(int(pid)):
+                dead.append(name)
+        if dead:
+            subprocess.run(["docker", "kill", *dead], capture_output=True, timeout=60, check=False)
+        return dead
 
 
-def choose(rules, device: str = "auto") -> Sandbox:
-    """The sandbox for `rules` (a `harness.config.Rules`): resolves `auto`, checks the tool is there."""
-    limits = Limits(timeout_s=rules.timeout_s, memory_mb=rules.memory_mb, processes=rules.max_processes,
-                    scratch_mb=rules.scratch_mb)
-    kind, warning = rules.isolation, None
-    if kind == "auto":
-        problem = bwrap_problem()
-        kind = "none" if problem else "bwrap"
-        if problem:
-            warning = (f"not sandboxed: {problem}; the submission's code ran unconfined (isolation none). "
-                       "Install bubblewrap (apt-get install bubblewrap) to confine it")
-    elif kind == "bwrap" and (problem := bwrap_problem()):
-        raise SandboxError(f"isolation bwrap: {problem}; install bubblewrap (apt-get install bubblewrap) "
-                           "or choose --isolation none|docker")
-    elif kind == "docker" and (problem := docker_problem(rules.docker_image)):
-        raise SandboxError(f"isolation docker: {problem}; see docker/README.md")
-    return Sandbox(kind=kind, limits=limits, device=device, image=rules.docker_image, gpus=rules.docker_gpus,
-                   warning=warning)
+BACKENDS: dict[str, type[Isolation]] = {b.kind: b for b in (Unconfined, Bubblewrap, Docker)}
+
+
+def choose(rules: Rules, device: str = "auto") -> Isolation:
+    """The isolation for `rules` (a `harness.config.Rules`): resolves `auto` (bwrap where it works,
+    else none with a warning), refuses one that cannot run here."""
+    if rules.isolation == "auto":
+        if problem := bwrap_problem():
+            return Unconfined.from_rules(rules, device, warning=(
+                f"not sandboxed: {problem}; the submission's code ran unconfined (isolation none). "
+                "Install bubblewrap (apt-get install bubblewrap) to confine it"))
+        return Bubblewrap.from_rules(rules, device)
+    backend = BACKENDS[rules.isolation]
+    if problem := backend.problem(rules):
+        raise SandboxError(f"isolation {backend.kind}: {problem}; {backend.remedy}")
+    return backend.from_rules(rules, device)
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,11 +237,11 @@ def _lock_problem(image: str, label: str) -> str | None:
 
 
 def worker_argv(python: str, stage: str) -> list[str]:
-    """A stage's own command line: `stage` is build (stage 1) or measure (stage 2)."""
+    """A stage's own command line: `stage` is export (stage 1) or measure (stage 2)."""
     return [python, "-m", f"harness.{stage}"]
 
 
-def bwrap_argv(stage: str, binds: dict[str, str], box: Sandbox, python: str | None = None,
+def bwrap_argv(stage: str, binds: dict[str, str], box: Isolation, python: str | None = None,
                mounts: list[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
     """bubblewrap's command line running `stage` with `binds` (host path -> path inside) read-only:
     the submission for stage 1, the test images and the inbox for stage 2.
@@ -169,9 +251,9 @@ def bwrap_argv(stage: str, binds: dict[str, str], box: Sandbox, python: str | No
     """
     python = python or sys.executable
     mounts = python_mounts() if mounts is None else mounts
-    env = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
-    for key, value in _inside_env(python, env).items():
+    for key, value in _inside_env(python, source).items():
         argv += ["--setenv", key, value]
     argv += _system_mounts()
     argv += ["--proc", "/proc", "--dev", "/dev"]
@@ -187,7 +269,7 @@ def bwrap_argv(stage: str, binds: dict[str, str], box: Sandbox, python: str | No
     return argv + worker_argv(python, stage)
 
 
-def docker_argv(stage: str, binds: dict[str, str], name: str, box: Sandbox, user: str | None = None,
+def docker_argv(stage: str, binds: dict[str, str], name: str, box: Docker, user: str | None = None,
                 parent: str | None = None) -> list[str]:
     """`docker run` of the worker in `box.image` as container `name`, with the same mounts as under bwrap.
 
@@ -220,8 +302,8 @@ def owner() -> str:
 
 
 def container_name(key: str | Path) -> str:
-    """The container's name, unique per worker (`key`: its host folder), so that the runner can find
-    and `docker kill` it."""
+    """The worker's name, unique per worker (`key`: its host folder); under docker its container's,
+    so that the watch can find and `docker kill` it."""
     return "harness-worker-" + re.sub(r"[^A-Za-z0-9_.-]", "-", Path(key).name)
 
 
@@ -240,18 +322,6 @@ def python_mounts() -> list[str]:
     found.append(str(package_dir()))
     found += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")]
     return _outermost(p for p in found if p and Path(p).is_dir())
-
-
-def parse_size(text: str | int) -> int:
-    """A memory size in MiB from `4096`, `512M`, `8G` or `1T` (a bare number is MiB)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"{text!r}: not a size; write e.g. 4096 (MiB), 512M or 8G")
-    scale = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2}[match.group(2).lower()]
-    mib = int(float(match.group(1)) * scale)
-    if mib < 1:
-        raise ConfigError(f"{text!r}: a size of at least 1 MiB is needed")
-    return mib
 
 
 def _inside_env(python: str, env) -> dict[str, str]:

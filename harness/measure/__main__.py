@@ -7,19 +7,20 @@ with the harness's own reader, refuses any operator without a counting rule, pre
 on the device, checks that predictions do not depend on the other images of a batch, counts
 and measures on probe images, and predicts the images (the test images shuffled among the checks'
 images, in the random order the parent chose), all with that one graph. It sends `result.json` (a
-`harness.jobs.MeasureResult`, or a `Failure`). Exit status: 0 done, 2 refused, 3 failed.
+`harness.jobs.MeasureResult`, built and validated here, or a `Failure`). Exit status: 0 done, 2 refused, 3 failed.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import time
+from typing import Any
 
 from .. import wire
-from ..errors import EXIT_ERROR, HarnessError, RunError, dtype_hint
-from ..jobs import RESULT, Failure, MeasureJob
+from ..errors import HarnessError, RunError, dtype_hint
+from ..jobs import RESULT, MeasureJob, MeasureResult
+from ..stage import Sent, serve
 
 # Packages whose version can change a count or a prediction: export decompositions, kernels, fake
 # quantisation, image decoding, the arithmetic of the checks. Their versions go into every record.
@@ -40,24 +41,16 @@ def main() -> int:
     import numpy as np  # noqa: F401 - imported while stage 1 runs
     import torch  # noqa: F401
 
-    imported = time.perf_counter() - t0
-    line, channel = wire.start()  # waits for the job
-    job = MeasureJob.model_validate_json(line)
-    try:
+    imported = round(time.perf_counter() - t0, 3)
+
+    def work(job: MeasureJob) -> Sent:
         result = run(job)
-        result["timings"]["import"] = round(imported, 3)
-        result["ok"] = True
-        code = 0
-    except Exception as err:  # noqa: BLE001 - a refusal, or the graph's operations failed on these inputs
-        result = Failure.of(err, "the exported model failed while running: ", out=job.out).model_dump()
-        if hint := dtype_hint(result["message"]):
-            result["message"] += f"; {hint}"
-        code = err.exit_code if isinstance(err, HarnessError) else EXIT_ERROR
-    wire.send(channel, RESULT, json.dumps(result).encode())
-    return code
+        return {RESULT: result.model_copy(update={"timings": {**result.timings, "import": imported}})}
+
+    return serve(MeasureJob, work, "the exported model failed while running: ", dtype_hint)
 
 
-def run(job: MeasureJob) -> dict:
+def run(job: MeasureJob) -> MeasureResult:
     import numpy as np
     import torch
 
@@ -95,7 +88,7 @@ def run(job: MeasureJob) -> dict:
         checked = np.sort(rng.choice(len(images), size=min(CHECKED_IMAGES, len(images)), replace=False))
         batches = -(-len(images) // batch)
         measured = set(rng.choice(batches, size=min(MEASURED_BATCHES, batches), replace=False).tolist())
-        kept: dict[int, object] = {}
+        kept: dict[int, Any] = {}
         seen: dict[str, tuple[int, int]] = {}
         result["predictions"] = predict(g, images, prep, batch, _Progress(len(images)), keep=set(checked.tolist()),
                                         kept=kept, measured=measured, seen=seen, rng=rng)
@@ -126,6 +119,8 @@ def predict(g, images, prep, batch: int, progress=None, keep: set | None = None,
     The logits of the images at positions `keep` go into `kept`; the batches numbered in
     `measured` are also measured (`Graph.measure`, on an image `rng` picks), the worst of each
     counted operation kept in `seen`; `progress(images done)` after each batch."""
+    kept = {} if kept is None else kept
+    seen = {} if seen is None else seen
     import torch
 
     from .profile import check_output, finite

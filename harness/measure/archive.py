@@ -7,7 +7,7 @@ marks as pickled, imports modules named in its tree specs, evaluates symbolic sh
 This reader uses none of that. It takes from the zip only
 
 * `models/<name>.json`: the graph, read as plain JSON; every operator is looked up by name in
-  the counting table (`harness.measure.ops`), never resolved dynamically, and every argument
+  the counting table (`harness.ops`), never resolved dynamically, and every argument
   must be one of a few literal encodings (tensor names, numbers, lists, dtypes, devices);
 * `data/weights|constants/*_config.json` and the raw tensor files they name: bytes turned into
   tensors by dtype, shape and strides, bounds-checked; pickled payloads are refused.
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
+from .. import ops
 from ..errors import SubmissionError
-from . import ops
 
 MAX_JSON_BYTES = 64 * 2**20  # the graph's JSON
 MAX_TENSOR_BYTES = 4 * 2**30  # all stored tensors together
@@ -126,7 +126,9 @@ def _read(z: zipfile.ZipFile) -> Program:
     budget = [MAX_TENSOR_BYTES, MAX_TENSOR_BYTES]  # bytes left to read; bytes left for tensors to stand for
     weights = _payloads(z, f"{root}/data/weights", f"{model}_weights_config.json", budget)
     constants = _payloads(z, f"{root}/data/constants", f"{model}_constants_config.json", budget)
-    stored, user_inputs, defined = {}, [], set()
+    stored: dict = {}
+    user_inputs: list = []
+    defined: set[str] = set()
     for spec in signature["input_specs"]:
         (kind, body), = spec.items()
         if kind == "user_input":
@@ -165,7 +167,7 @@ def _read(z: zipfile.ZipFile) -> Program:
             _define(name, defined, f"operation {node.name!r}")
     if output not in defined:
         raise ArchiveError(f"the model's output {output!r} is never computed")
-    sizes = {}
+    sizes: dict[str, int] = {}
     for _, (tensor, storage) in {**weights, **constants}.items():
         sizes[storage] = max(sizes.get(storage, 0), tensor.untyped_storage().nbytes() // tensor.element_size())
     return Program(stored=stored, input=user_inputs[0], nodes=program_nodes, output=output,
@@ -174,6 +176,8 @@ def _read(z: zipfile.ZipFile) -> Program:
 
 def _node(raw: dict) -> Node:
     op = ops.lookup(raw["target"])
+    if op is None:  # refused before any node is built (`ops.refusal`): never reached by a graph that loads
+        raise ArchiveError(f"the operator {raw['target']!r} has no counting rule")
     args, kwargs = [], {}
     for item in raw["inputs"]:
         value = _arg(item["arg"])
@@ -227,8 +231,10 @@ DEVICE = object()  # stands for the run device; `harness.measure.graph` substitu
 
 
 def _literal(kind: str, value):
-    types = {"as_int": int, "as_ints": int, "as_float": (int, float), "as_floats": (int, float),
-             "as_bool": bool, "as_bools": bool, "as_string": str, "as_strings": str}[kind]
+    kinds: dict[str, type | tuple[type, ...]] = {"as_int": int, "as_ints": int, "as_float": (int, float),
+                                                 "as_floats": (int, float), "as_bool": bool, "as_bools": bool,
+                                                 "as_string": str, "as_strings": str}
+    types = kinds[kind]
     if isinstance(value, list) != kind.endswith("s"):
         raise ArchiveError(f"a malformed {kind} argument")
     items = value if isinstance(value, list) else [value]

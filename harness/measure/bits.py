@@ -47,7 +47,8 @@ def bits(t: torch.Tensor, channel_dim: int | None = 0) -> int:
         best = _ceil_log2(distinct)
     grids = [_grid_levels(values.double().cpu().numpy())]
     per_channel = channel_dim is not None and t.dim() > 1 and t.shape[channel_dim] > 1
-    if per_channel and flat.numel() // t.shape[channel_dim] >= MIN_CHANNEL and (grids[0] is None or grids[0] > 2):
+    if per_channel and channel_dim is not None and flat.numel() // t.shape[channel_dim] >= MIN_CHANNEL \
+            and (grids[0] is None or grids[0] > 2):
         grids.append(_channel_levels(t, channel_dim))  # per-channel scales: each channel on its own grid
     for grid in grids:
         if grid is not None:

@@ -15,11 +15,13 @@ values. Arithmetic stays float32 (IEEE, TF32 off) on every device.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from .. import ops
 from ..errors import RunError
-from . import ops, shapes
+from . import shapes
 from .archive import DEVICE, ArchiveError, Node, Program, Ref, module_of
 
 # Operations that keep "the image": its values moved, or scaled by stored numbers (normalisation
@@ -94,7 +96,7 @@ class Graph:
             if why:
                 raise ArchiveError(f"the graph cannot be judged: {node.op.name}: {why}")
         self.read = _read_names(self.nodes)
-        self.values: dict[str, object] = {}
+        self.values: dict[str, Any] = {}
         for name, s in program.stored.items():
             if name in self.read:
                 t = s.tensor.to(device)
@@ -170,7 +172,7 @@ class Graph:
 
     def _plan(self, node: Node) -> tuple[str, tuple]:
         """How a step counts, decided once from what its arguments carry: its kind (a kind of
-        `harness.measure.ops`, FREE when it costs nothing) and the operands to measure."""
+        `harness.ops`, FREE when it costs nothing) and the operands to measure."""
         op = node.op
         taint = self._taint(node)
         stored = [i for i, a in enumerate(node.args) if isinstance(a, Ref) and not taint[i]
@@ -222,7 +224,7 @@ class Graph:
         return [any(r in self.tainted for r in _refs(a)) for a in node.args]
 
     def _macs(self, node: Node, args: list, out, kind: str, products) -> int:
-        """The MACs of one executed step for its whole batch (the rules: `harness.measure.ops`)."""
+        """The MACs of one executed step for its whole batch (the rules: `harness.ops`)."""
         first = out[0] if isinstance(out, (tuple, list)) else out
         if kind == ops.REDUCTION and isinstance(node.args[0], Ref) and node.args[0].name in products \
                 and node.op.name.split(".")[1] in ("sum", "mean"):

@@ -1,6 +1,6 @@
 """Count and measure a prepared graph on a batch: the numbers of a record, and the receipt.
 
-The cost model is stated once, in `harness.measure.ops`. Here:
+The cost model is stated once, in `harness.ops`. Here:
 
 * `params` (w): every element of every stored tensor the graph reads (parameters, buffers,
   lifted constants alike; a storage shared by several tensors once), except pruning masks and
@@ -21,10 +21,15 @@ The cost model is stated once, in `harness.measure.ops`. Here:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from .. import ops
 from ..errors import RunError
-from . import bits, ops, pruning
+from ..jobs import MeasureResult
+from ..record import Compression, Layer
+from . import bits, pruning
 from .archive import Ref, module_of
 from .graph import Graph
 
@@ -39,11 +44,14 @@ def profile(graph: Graph, x: torch.Tensor) -> tuple[dict, torch.Tensor]:
     counted = _counted_storages(graph)
     masks = pruning.Masks(graph, counted)
     owner: dict[str, int] = {}  # storage file -> row index
-    rows, w_bits, a_bits = [], [], []
+    rows: list[dict] = []
+    w_bits: list[int] = []
+    a_bits: list[int] = []
     extra: dict[tuple, tuple[int, int]] = {}  # weight operand -> (row, elements beyond what it is prepared from)
     weight_bits: dict[tuple, int] = {}  # a weight used twice (test-time flip averaging) is measured once
     for step in steps:
-        row = {"layer": step.label[:200], "op": step.kind, "params": 0, "macs": step.macs // n, NODE: step.node}
+        row: dict[str, Any] = {"layer": step.label[:200], "op": step.kind, "params": 0, "macs": step.macs // n,
+                               NODE: step.node}
         for o in step.operands:
             if o.role == "weight":
                 # the same prepared tensor in two uses (flip averaging) is measured once; another
@@ -114,11 +122,11 @@ def worst(result: dict, seen: dict[str, tuple[int, int]]) -> None:
     measured["activation_bits"] = max([measured["activation_bits"]] + [r.get("activation_bits") or 1 for r in rows])
 
 
-def finish(result: dict) -> dict:
-    """The result without the working keys of its rows."""
-    for row in result["layers"]:
-        row.pop(NODE, None)
-    return result
+def finish(result: dict) -> MeasureResult:
+    """The typed result (`harness.jobs.MeasureResult`), built here, where a wrong number is this
+    stage's bug, without the working keys of its rows."""
+    layers = [Layer(**{k: v for k, v in row.items() if k != NODE}) for row in result["layers"]]
+    return MeasureResult(**{**result, "layers": layers, "measured": Compression(**result["measured"])})
 
 
 def literals(graph: Graph) -> int:
@@ -225,7 +233,8 @@ def _mask(graph: Graph, name: str, uses: dict) -> bool:
     t = graph.program.stored[name].tensor
     if t.numel() < 2 or not _is_01(t):
         return False
-    factors, todo = [], list(uses.get(name, []))
+    factors: list[tuple] = []
+    todo = list(uses.get(name, []))
     while todo:  # through casts, and casts of casts (a layer called twice casts its mask again)
         node, i = todo.pop()
         if node.op.name in _CASTS and i == 0 and len(node.outputs) == 1 and len(factors) + len(todo) < 10_000:

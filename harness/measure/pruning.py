@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from . import ops
+from .. import ops
 from .archive import Ref
 
 _WEIGHT_KINDS = (ops.CONV, ops.MATMUL)

@@ -12,8 +12,8 @@ the graph, naming the operator.
 
 from __future__ import annotations
 
+from .. import ops
 from ..errors import SubmissionError
-from . import ops
 from .archive import Node, Ref
 
 _SYMBOLS = ("aten.sym_size.int", "aten.sym_numel.default", "aten.sym_stride.int", "aten.sym_storage_offset.default")

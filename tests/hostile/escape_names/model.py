@@ -10,7 +10,7 @@ spaces, at most 300 characters)" (harness/measure/archive.py _FQN), the name quo
 
 Attempt 2, this case (works today): the same names, reported by the factory in an exception
 (ValueError), which the judge quotes in the record's error. Messages go through
-harness.jobs.plain(), a single regular-expression pass that deletes complete escape sequences:
+harness.text.plain(), a single regular-expression pass that deletes complete escape sequences:
 "\\x1b[\\x1b[\\x1b[2J2J2J" loses its inner "\\x1b[2J" in stage 1's pass and the next one in the
 parent's, and what is left is "\\x1b[2J" (a sequence split by another is not seen). "\\r" and the
 other C0 controls are not touched at all. The message clears the screen, homes the cursor,
@@ -25,7 +25,7 @@ from networks import Oracle
 
 
 def csi(body: str, passes: int = 2) -> str:
-    """ESC [ body, nested so that it survives `passes` passes of harness.jobs.plain()."""
+    """ESC [ body, nested so that it survives `passes` passes of harness.text.plain()."""
     return "\x1b[" * (passes + 1) + body * (passes + 1)
 
 
@@ -56,6 +56,6 @@ def build_model():
     import sys
 
     model = Model()
-    if "harness.build" in sys.modules:  # the judge's stage 1 (tests/hostile/_save_weights.py gets the weights)
+    if "harness.export" in sys.modules:  # the judge's stage 1 (tests/hostile/_save_weights.py gets the weights)
         raise ValueError(FORGED)
     return model

@@ -23,14 +23,12 @@ EXAMPLE_BATCH = 4  # images in the random example input
 EXAMPLE_SEED = 0
 
 
-def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
-    """Export `model` into `path` (a .pt2 archive); returns the seconds each step took."""
-    import time
-
+def export(model: nn.Module, path: Path, submission: str) -> None:
+    """Export `model` into `path` (a .pt2 archive). Stage 1's time is measured by the parent, from
+    the outside (the record's `timings.build`)."""
     refuse_torch_ao(model)
     gen = torch.Generator().manual_seed(EXAMPLE_SEED)
     x = torch.rand(EXAMPLE_BATCH, 3, 32, 32, generator=gen)
-    t = time.perf_counter()
     try:
         with imports.guard(submission):  # forward is the submission's code too
             batch = torch.export.Dim.DYNAMIC
@@ -40,8 +38,6 @@ def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
     except Exception as err:  # noqa: BLE001 - any failure to trace is the submission's
         raise SubmissionError(_explain(err, submission, model=model)) from err  # the traceback keeps its frames
     mistakes.refuse_outputs(program)
-    traced = time.perf_counter() - t
-    t = time.perf_counter()
     if not _counted(program):  # decompose only what the table does not hold (it costs up to 4 s)
         try:
             program = program.run_decompositions()
@@ -49,16 +45,13 @@ def export(model: nn.Module, path: Path, submission: str) -> dict[str, float]:
             raise SubmissionError(_explain(err, submission, "its operations could not be decomposed to core ATen")) \
                 from err
     mistakes.refuse_mutations(program, model)  # after decomposing: torch.ao's fused observers show only then
-    decomposed = time.perf_counter() - t
-    t = time.perf_counter()
     torch.export.save(program, path)
-    return {"export": traced, "decompose": decomposed, "save": time.perf_counter() - t}
 
 
 def _counted(program) -> bool:
     """Whether every operator of the exported graph is in the counting table already (stage 2
     checks the same again, on the file)."""
-    from ..measure import ops
+    from .. import ops
 
     for node in program.graph.nodes:
         if node.op == "call_function":

@@ -139,7 +139,7 @@ def refuse_compiled(model: nn.Module, where: str) -> None:
                 "(torch.compile is for training)")
 
 
-def file_hint(err: BaseException, weights: str) -> str:
+def file_hint(err: BaseException | None, weights: str) -> str:
     """What to change when the submission's code did not find a file: relative paths are read from the
     current directory, which is not the submission's folder in stage 1."""
     seen = 0

@@ -1,4 +1,4 @@
-"""Shared helpers for the typed files (manifest, competition config): read YAML, explain errors.
+"""Reading the typed YAML files (manifest, competition config) and explaining their errors.
 
 It imports neither of them: the model a file was validated against is passed in."""
 

@@ -1,6 +1,6 @@
 """Build a submission's model in stage 1: import its code, call its factory, load its weights.
 
-Runs only in stage 1's process (`harness.build`), the one process that executes the submission's code,
+Runs only in stage 1's process (`harness.export`), the one process that executes the submission's code,
 under `imports.guard` (it may import only what the judge provides). Weights are read with
 `torch.load(..., weights_only=True)`: a pickle that needs anything beyond tensors and plain
 containers is refused, never executed; a `.safetensors` file with `safetensors.torch.load_file`.
@@ -74,7 +74,7 @@ def student_line(err: BaseException, submission: str | Path) -> str:
     if not frames:
         return ""
     f = frames[-1]
-    line = (f.line or linecache.getline(f.filename, f.lineno)).strip()
+    line = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
     rel = str(Path(f.filename).resolve())[len(root):]
     return f" at {rel}:{f.lineno} ({f.name})" + (f" `{line[:120]}`" if line else "")
 

@@ -199,10 +199,11 @@ _assert_tensor_metadata _assert_scalar sym_constrain_range_for_size _assert_asyn
 pad.default type_as
 """.split()
 _CHECKS = {"batch_norm.default": _inference_only}
-_PYTHON = {"getitem": operator.getitem, "add": operator.add, "sub": operator.sub, "mul": operator.mul,
-           "floordiv": operator.floordiv, "truediv": operator.truediv, "neg": operator.neg, "mod": operator.mod,
-           "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
-           "ge": operator.ge}
+_PYTHON: dict[str, Callable] = {
+    "getitem": operator.getitem, "add": operator.add, "sub": operator.sub, "mul": operator.mul,
+    "floordiv": operator.floordiv, "truediv": operator.truediv, "neg": operator.neg, "mod": operator.mod,
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
+    "ge": operator.ge}
 _HINTS = [("fft", "FFT has no multiply-accumulate rule; write the convolution as a convolution"),
           ("quantized", "torch.ao quantized operators are not accepted; submit fake quantisation instead "
                         "(quantisation-aware training or brevitas), see submissions/README.md"),
@@ -269,4 +270,4 @@ def refusal(names: list[str]) -> str:
         shown.append(f"{name} ({hint})" if hint else name)
     more = f" and {len(names) - 10} more" if len(names) > 10 else ""
     return ("the graph uses operators the judge has no counting rule for, so it cannot count or check them: "
-            + "; ".join(shown) + more + ". The operators accepted are listed in harness/measure/ops.py")
+            + "; ".join(shown) + more + ". The operators accepted are listed in harness/ops.py")
