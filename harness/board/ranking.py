@@ -219,19 +219,21 @@ def build(results: str | Path, defaults: Rules, pick: str | Rules | None = None)
     notes = []
     if pick is None and len(sets) > 1:
         raise LeaderboardError(_mixed(results, sets))
+    shown = sets[0] if sets else None  # the one set, unless `pick` names another
     if pick is not None and sets:
         chosen = [s for s in sets if (s.ident == pick if isinstance(pick, str) else
                                       s.key[0] == _board_rules(pick.model_dump()))]
         if len(chosen) != 1:
             raise LeaderboardError(_unpicked(results, sets, pick, chosen))
-        left = len(collection.entries) - len(chosen[0].entries)
+        shown = chosen[0]
+        left = len(collection.entries) - len(shown.entries)
         if left:
             notes.append(f"{left} record{'s' * (left != 1)} made under other rules "
-                         f"{'are' if left != 1 else 'is'} not shown (this board: rules {chosen[0].ident})")
-        collection.entries = list(chosen[0].entries)
+                         f"{'are' if left != 1 else 'is'} not shown (this board: rules {shown.ident})")
+        collection.entries = list(shown.entries)
     rules = defaults
-    if collection.entries:
-        recorded = {k: v for k, v in rule_sets(collection.entries)[0].values.items() if v is not None}
+    if shown is not None:
+        recorded = {k: v for k, v in shown.values.items() if v is not None}
         rules = Rules.model_validate({**defaults.model_dump(), **recorded})
     if any(e.record.provenance.team_from != "roster" for e in collection.entries):
         notes.append("teams as their submission.yaml names them: no roster binds a team to its folder")

@@ -69,6 +69,11 @@ class Sources:
     private: TestSet | None = None
     why_no_unseen: str = "no data root was searched for training images"
 
+    def hashes(self) -> dict[str, str | None]:
+        """The checksums a record keeps of these images (`provenance.unseen_sha256`, `private_sha256`)."""
+        return {"unseen_sha256": self.unseen.sha256 if self.unseen is not None else None,
+                "private_sha256": self.private.sha256 if self.private is not None else None}
+
 
 def sources(data: str | Path, rules: Rules, private: str | Path | None = None) -> Sources:
     """The training images beside the test set at `data` (when the rules ask for an unseen check) and

@@ -102,8 +102,7 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: Dev
     if (data := test if test is not None else probe) is not None:
         ev.facts.update(dataset_sha256=data.sha256, dataset=data.source)
     if test is not None:
-        ev.facts.update(unseen_sha256=ev.sources.unseen.sha256 if ev.sources.unseen is not None else None,
-                        private_sha256=ev.sources.private.sha256 if ev.sources.private is not None else None)
+        ev.facts.update(ev.sources.hashes())
     if rules.roster is not None:
         ev.facts["team_from"] = "roster"
         if (bound := team_by_folder(rules, folder)) is None:
@@ -127,9 +126,7 @@ def evaluated(results: str | Path, test: TestSet, rules: Rules, sources: Sources
     from ..record import read
 
     same = rules.model_dump(include=_RECORDED)
-    sources = sources or Sources()
-    unseen = sources.unseen.sha256 if sources.unseen is not None else None
-    private = sources.private.sha256 if sources.private is not None else None
+    hashes = (sources or Sources()).hashes()
     found: dict[str, Path] = {}
     for path in sorted(Path(results).glob("*.json")):
         try:
@@ -139,7 +136,7 @@ def evaluated(results: str | Path, test: TestSet, rules: Rules, sources: Sources
         p = rec.provenance
         if (rec.kind == "evaluate" and p.submission_sha256 and p.dataset_sha256 == test.sha256
                 and p.scoring_version == SCORING_VERSION and p.rules == same
-                and p.unseen_sha256 == unseen and p.private_sha256 == private):
+                and p.unseen_sha256 == hashes["unseen_sha256"] and p.private_sha256 == hashes["private_sha256"]):
             found.setdefault(p.submission_sha256, path)
     return found
 
