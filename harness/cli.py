@@ -3,7 +3,9 @@
     python -m harness profile DIR [--data PATH] [--json]
     python -m harness evaluate DIR [DIR ...] --data PATH [--private-data PATH] [--device auto|cpu|cuda]
         [--results DIR] [--json | --quiet] [--skip-evaluated] [--isolation auto|none|bwrap|docker] [--timeout S]
-        [--memory SIZE] [--processes N] [--gpus]
+        [--memory SIZE] [--processes N] [--gpus] [--jobs N] [--no-reuse]
+        [--slurm [--partition P] [--time T] [--gres G] [--at-once K] [--per-task N] [--sbatch-arg ARG] ...]
+    python -m harness slurm status|finish BATCH
     python -m harness private-data PATH [--data PATH] [--json]
     python -m harness leaderboard [--results DIR] [--out DIR] [--rules ID | --config FILE]
     python -m harness plot --team TEAM [--results DIR] [--out FILE] [--rules ID | --config FILE]
@@ -69,65 +71,156 @@ def cmd_profile(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import time
-
     from . import record as rec_io
-    from .config import load_rules
-    from .data import load_test
     from .judge.batch import Bar, Batch
-    from .judge.checks import sources as find_sources
-    from .judge.evaluate import evaluated, judge
+    from .judge.evaluate import evaluated, judge, stopped
+    from .judge.files import identity
+    from .judge.pool import EXIT_STOPPED, Pool, Stopped, cores
     from .judge.report import render
     from .text import plain
 
     talk = not args.json
     if talk:
         _log_to_stderr()
-    rules = _limited(load_rules(args.config), args)
-    test = load_test(args.data)
-    sources = find_sources(args.data, rules, args.private_data)
+    if args.jobs < 1:
+        raise HarnessError("--jobs must be at least 1")
+    test, rules, sources = evaluation_setting(args)
     if talk:
         print(_checking(rules, sources), file=sys.stderr)
+        if args.jobs > 1:
+            print(f"{args.jobs} evaluations at once on {cores()} cores; each stage held to {rules.memory_mb:,} MiB, "
+                  f"up to {2 * args.jobs * rules.memory_mb:,} MiB together", file=sys.stderr)
     done = evaluated(args.results, test, rules, sources) if args.skip_evaluated else {}
-    earlier = {d: done.get(_identity(d, rules) or "") for d in args.dirs} if done else {}
-    batch = Batch(len(args.dirs), sum(earlier.get(d) is None for d in args.dirs))
+    limit = rules.submission_mb * 2**20
+    earlier = {d: done.get(identity(d, limit) or "") for d in args.dirs} if done else {}
+    todo = [d for d in args.dirs if earlier.get(d) is None]
+    if args.slurm:
+        return _to_slurm(args, rules, todo, len(args.dirs) - len(todo))
+    batch = Batch(args.dirs, len(todo), args.jobs)
     several = len(args.dirs) > 1
     records, skipped = [], []
+    for d in args.dirs:
+        if (path := earlier.get(d)) is not None:
+            skipped.append(rec_io.read(path))
+            if talk:
+                print(batch.skip(d, skipped[-1], path), file=sys.stderr)
+
+    def judge_one(d: str):
+        if talk:
+            print(batch.start(d) if several else f"evaluating {d} on {test.size:,} test images ...",
+                  file=sys.stderr, flush=True)
+        with Bar(talk and args.jobs == 1) as progress:
+            return judge(d, test, rules, args.device, progress=progress, sources=sources)
+
+    pool: Pool = Pool(args.jobs)
     try:
-        for d in args.dirs:
-            if (path := earlier.get(d)) is not None:
-                skipped.append(rec_io.read(path))
+        with pool:
+            for index, r, seconds in pool.run(todo, judge_one):
+                written = rec_io.write(r, args.results)
+                records.append(r)
+                line = batch.verdict(todo[index], r, seconds)
                 if talk:
-                    print(batch.skip(d, skipped[-1], path), file=sys.stderr)
-                continue
-            if talk:
-                print(batch.start(d) if several else f"evaluating {d} on {test.size:,} test images ...",
-                      file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            with Bar(talk) as bar:
-                r = judge(d, test, rules, args.device, progress=bar, sources=sources)
-            written = rec_io.write(r, args.results)
-            records.append(r)
-            line = batch.verdict(d, r, time.perf_counter() - start)
-            if talk:
-                if not args.quiet:
-                    print(plain(render(r)), flush=True)
-                    print(f"  record: {written}", file=sys.stderr)
-                    if args.debug and r.traceback:
-                        print(plain(r.traceback), file=sys.stderr)
-                if several or args.quiet:
-                    print(line, file=sys.stderr, flush=True)
+                    if not args.quiet:
+                        print(plain(render(r)), flush=True)
+                        print(f"  record: {written}", file=sys.stderr)
+                        if args.debug and r.traceback:
+                            print(plain(r.traceback), file=sys.stderr)
+                    if several or args.quiet:
+                        print(line, file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         if talk:
             print("\n" + batch.summary(interrupted=True), flush=True)
             print(f"the records above are in {args.results}; to go on, run the same command with --skip-evaluated",
                   file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Stopped:
+        from .cluster.slurm import why_stopped
+
+        why = why_stopped()
+        for d in pool.running.values():  # each submission cut short gets its record: stopped, and why
+            written = rec_io.write(stopped(d, test, rules, why, args.device, sources), args.results)
+            if talk:
+                print(f"stopped {d}: {why}; record: {written}", file=sys.stderr, flush=True)
+        if talk:
+            print("\n" + batch.summary(interrupted=True), flush=True)
+        return EXIT_STOPPED
     if args.json:
         _show(records, args)
     elif several or args.skip_evaluated:
         print(batch.summary())
     return _worst([*records, *skipped])
+
+
+def evaluation_setting(args):
+    """What `evaluate`'s options make of an evaluation: the test set, the rules, the checks' images."""
+    from .config import load_rules
+    from .data import load_test
+    from .judge.checks import sources
+
+    rules = _limited(load_rules(args.config), args)
+    if args.no_reuse:
+        rules = rules.model_copy(update={"reuse_programs": False})
+    return load_test(args.data), rules, sources(args.data, rules, args.private_data)
+
+
+def _to_slurm(args, rules, todo: list[str], skipped: int) -> int:
+    """evaluate --slurm: the submissions to evaluate, as one Slurm job array and a finish job."""
+    from .cluster import slurm
+
+    if skipped:
+        print(f"{skipped} submission{'s' if skipped != 1 else ''} evaluated already (--skip-evaluated): not sent",
+              file=sys.stderr)
+    if not todo:
+        print("nothing to send: every submission has a record")
+        return EXIT_ELIGIBLE
+    mem = args.mem or f"{2 * rules.memory_mb + slurm.JUDGE_MB}M"  # both stages at their limit, and the judge
+    batch = slurm.submit(todo, _forwarded(args), args.results, folder=args.batch, board=args.board,
+                         per_task=args.per_task, at_once=args.at_once, partition=args.partition, time=args.time,
+                         gres=args.gres, cpus=args.cpus, mem=mem, extra=args.sbatch_arg)
+    print(slurm.describe(batch))
+    return EXIT_ELIGIBLE
+
+
+_PATHS = {"data", "private_data", "results", "config"}
+_NOT_FORWARDED = {"dirs", "json", "quiet", "skip_evaluated", "jobs", "debug", "func", "command", "slurm", "batch",
+                  "board", "per_task", "at_once", "partition", "time", "gres", "cpus", "mem", "sbatch_arg"}
+
+
+def _forwarded(args) -> list[str]:
+    """evaluate's options as each Slurm task passes them on (paths absolute; the cluster's own left out)."""
+    from pathlib import Path
+
+    out: list[str] = []
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands.choices["evaluate"]._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in _NOT_FORWARDED or not action.option_strings or value is None or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if value is True:
+            out.append(flag)
+        else:
+            out += [flag, str(Path(value).resolve()) if action.dest in _PATHS else str(value)]
+    return out
+
+
+def cmd_slurm(args) -> int:
+    from .cluster import slurm
+
+    if args.step == "status":
+        print(slurm.progress(args.batch))
+        return EXIT_ELIGIBLE
+    batch = slurm.Batch.load(args.batch)  # finish: the records of lost tasks, then the board
+    if lost := slurm.lost(batch):
+        from . import record as rec_io
+        from .judge.evaluate import stopped
+
+        options = _parser().parse_args(["evaluate", *batch.dirs[:1], *batch.evaluate])
+        test, rules, sources = evaluation_setting(options)
+        for d, why in lost:
+            written = rec_io.write(stopped(d, test, rules, why, options.device, sources), batch.results)
+            print(f"{d}: {why}; record: {written}", file=sys.stderr)
+    return cmd_leaderboard(_parser().parse_args(["leaderboard", "--results", batch.results, "--out", batch.board]))
 
 
 def _log_to_stderr() -> None:
@@ -165,17 +258,6 @@ def cmd_private(args) -> int:
     text, data = report(args.path, args.data)
     print(json.dumps(data, indent=2) if args.json else text)
     return EXIT_ELIGIBLE
-
-
-def _identity(directory, rules) -> str | None:
-    """The submission's sha256 over its files, or None when they cannot be read (it is then judged)."""
-    from .errors import SubmissionError
-    from .judge import files
-
-    try:
-        return files.combine(files.read(directory, rules.submission_mb * 2**20).hashes)
-    except (SubmissionError, OSError):
-        return None
 
 
 def cmd_leaderboard(args) -> int:
@@ -330,7 +412,41 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--skip-evaluated", action="store_true",
                     help="skip a submission whose files already have a record in --results made with this test "
                          "set, scoring version and rules (to go on after an interrupted batch)")
+    ev.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="evaluate N submissions at once, each stage held to its own limits (default: 1); the "
+                         "records are the same as one at a time")
+    ev.add_argument("--no-reuse", action="store_true",
+                    help="run stage 1 again even where the same files, harness and packages were exported before "
+                         "(default: reuse the exported program, which stage 2 checks as untrusted as always)")
+    cl = ev.add_argument_group("a Slurm cluster (docs/cluster.md)")
+    cl.add_argument("--slurm", action="store_true",
+                    help="do not evaluate here: send the submissions to Slurm as one job array (each task runs "
+                         "this evaluate on its node) and a job after it that renders the leaderboard")
+    cl.add_argument("--batch", metavar="DIR", help="the batch folder, on the shared filesystem (default: "
+                                                     "batches/<time>)")
+    cl.add_argument("--board", default="leaderboard", metavar="DIR",
+                    help="where the job after the array renders the leaderboard (default: leaderboard)")
+    cl.add_argument("--per-task", type=int, default=1, metavar="N", help="submissions per array task (default: 1)")
+    cl.add_argument("--at-once", type=int, metavar="K", help="at most K tasks running at once (--array=...%%K)")
+    cl.add_argument("--partition", metavar="P", help="sbatch --partition")
+    cl.add_argument("--time", metavar="T", help="each task's time limit, sbatch --time (e.g. 1:00:00)")
+    cl.add_argument("--gres", metavar="G", help="each task's generic resources, sbatch --gres (e.g. gpu:1)")
+    cl.add_argument("--cpus", type=int, default=2, metavar="N", help="cores per task (default: 2; the two "
+                                                                     "stages overlap)")
+    cl.add_argument("--mem", metavar="SIZE", help="memory per task, sbatch --mem (default: 2 x memory_mb + 2 GiB: "
+                                                  "both stages at their limit, and the judge)")
+    cl.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                    help="another sbatch option for both jobs, e.g. --sbatch-arg=--account=cs101 (repeatable)")
     ev.set_defaults(func=cmd_evaluate)
+
+    sl = sub.add_parser("slurm", help="a batch sent with evaluate --slurm: how far it is",
+                        description="status BATCH: each submission's verdict or its task's state, and the finish "
+                                    "job's. finish BATCH is what the job after the array runs: a record for "
+                                    "each submission left without one, then the leaderboard.")
+    sl.add_argument("step", choices=("status", "finish"))
+    sl.add_argument("batch", metavar="BATCH", help="the batch folder (evaluate --slurm printed it)")
+    sl.add_argument("--debug", action="store_true", help="show tracebacks")
+    sl.set_defaults(func=cmd_slurm)
 
     pd = sub.add_parser("private-data", help="check a folder of private images before an evaluation uses it",
                         description="Report a folder of private images (ImageFolder PATH/<class>/*): the images per "

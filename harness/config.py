@@ -55,6 +55,9 @@ class Rules(BaseModel):
     scratch_mb: Annotated[int, Field(ge=16)] = Field(
         description="each stage's writable space (/tmp and /dev/shm tmpfs), largest file and log, MiB")
     submission_mb: Annotated[int, Field(ge=1)] = Field(description="most a submission directory's files hold, MiB")
+    reuse_programs: bool = Field(
+        description="judging the same files again with the same harness and environment, reuse the program stage 1 "
+                    "exported then instead of running it (harness/judge/programs.py); false: always export afresh")
     docker_image: str = Field(min_length=1, description="image of the docker isolation")
     docker_gpus: bool = Field(description="docker isolation: pass --gpus all")
     roster: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")], list[str]] | None = Field(

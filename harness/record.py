@@ -6,7 +6,8 @@ the test images (unseen, private, flip, shift), counts (`params`,
 `macs`, `structured_mac_share`, `layers`), compression (`declared`, `measured`, `effective`,
 `claims_verified`, `claim_failures`), `score`, `eligible` with its `reasons`, and
 `provenance` (harness and scoring versions, hashes of the submission and of the test
-set, device, time, rules used). `profile` fills the same record without accuracy fields.
+set, device, time, rules used, whether stage 1's exported program was reused). `profile` fills
+the same record without accuracy fields.
 """
 
 from __future__ import annotations
@@ -124,6 +125,12 @@ class Provenance(_Model):
                                            "null: a rule without a value (all private images)")
     team_from: Literal["manifest", "roster"] = Field(
         "manifest", description="who named the team: the submission's manifest, or the config's roster by folder")
+    program: Literal["exported", "reused"] | None = Field(
+        None, description="where stage 2's program came from: exported by stage 1 in this evaluation, or reused, "
+                          "kept from an earlier one of the same files, harness and environment (stage 1 did not run; "
+                          "harness/judge/programs.py); null: no program (stage 1 failed or never ran), or a record "
+                          "of an older harness")
+    job: str | None = Field(None, description="the cluster job that judged it: 'slurm ARRAY_TASK' (slurm 4211_7)")
 
 
 class Record(_Model):
@@ -134,6 +141,9 @@ class Record(_Model):
     status: Literal["ok", "invalid", "error"]
     errors: list[str] = Field(default_factory=list)
     traceback: str | None = None
+    stopped: str | None = Field(None, description="why the evaluation was stopped from outside before it finished "
+                                                  "(a Slurm time limit, preemption or scancel; SIGTERM): an error "
+                                                  "record that --skip-evaluated evaluates again")
     accuracy: float | None = None
     correct: int | None = None
     total: int | None = None

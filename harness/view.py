@@ -179,10 +179,15 @@ def guidance(rec: Record) -> list[str]:
     return lines
 
 
+_PROGRAM = {"exported": "exported by stage 1", "reused": "reused: exported by an earlier judgement of the same "
+            "files, harness and environment (stage 1 did not run)"}
+
+
 def _provenance(rec: Record, record_file: str | None) -> list[Section]:
     p = rec.provenance
     facts = [("harness", p.harness_version), ("scoring version", p.scoring_version),
-             ("isolation", p.isolation or ""), ("device", p.device or ""), ("torch", p.torch_version or ""),
+             ("isolation", p.isolation or ""), *([("program", _PROGRAM[p.program])] if p.program else []),
+             ("device", p.device or ""), ("torch", p.torch_version or ""),
              *((k, v) for k, v in sorted(p.packages.items()) if k != "torch"),
              ("test set sha256", p.dataset_sha256 or ""), ("submission sha256", p.submission_sha256 or "")]
     facts += [("record", record_file)] if record_file else []

@@ -20,8 +20,13 @@ PER_CLASS = 10
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
-    """Every test decodes into a private cache."""
+    """Every test decodes into a private cache, and keeps exported programs in a folder of its own: a
+    test that judges a submission runs its stage 1, whichever test judged the same files before."""
+    from harness.judge import programs
+
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    own = Path(tmp_path_factory.mktemp("programs"))
+    monkeypatch.setattr(programs, "folder", lambda: own)
 
 
 def class_images(per_class: int = PER_CLASS) -> tuple[np.ndarray, np.ndarray]:

@@ -226,7 +226,7 @@ def test_a_verdict_line_says_the_count_the_time_left_and_the_first_informative_l
     good = Record(team="t", name="v2", directory="in/t/v2", status="ok", accuracy=0.9002, eligible=False,
                   reasons=["accuracy 90.02% below 90.25%"], declared=Compression(),
                   score=Score(params_term=0.1, ops_term=0.2, total=0.3), provenance=prov)
-    batch = Batch(total=4, todo=3)
+    batch = Batch(["in/t/v2", "in/t/typo", "in/t/a", "in/t/b"], todo=3)
     assert batch.verdict("in/t/typo", bad, 10.0) == (
         "[1/4] t/typo: INVALID: submission.yaml: 1 problem(s): compression.weight_bits: Input should be a valid "
         "integer (got 'eight')  (10 s; 2 to go, about 20 s left)")
@@ -236,4 +236,7 @@ def test_a_verdict_line_says_the_count_the_time_left_and_the_first_informative_l
     summary = batch.summary(interrupted=True)
     assert summary.splitlines()[0] == ("interrupted: 2 of 4 submissions: 2 evaluated, 0 skipped (evaluated already "
                                        "with these files and rules), 2 not evaluated")
-    assert [ln.split()[:2] for ln in summary.splitlines()[1:]] == [["t/typo", "INVALID"], ["t/v2", "not"]]
+    assert [ln.split()[:2] for ln in summary.splitlines()[1:]] == [["t/v2", "not"], ["t/typo", "INVALID"]]  # as given
+
+    two = Batch(["a", "b", "c", "d", "e"], todo=5, jobs=2)  # two at once: the time left halves
+    assert two.verdict("a", good, 60.0).endswith("(60 s; 4 to go, about 2 min left)")

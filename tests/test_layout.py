@@ -22,15 +22,20 @@ STAGES = ("harness.export", "harness.measure")
 
 def parent() -> list[str]:
     """The parent's modules: the judge's, the board's, the command line's, and all they import."""
+    return sorted(m for m in reached(PARENT_ROOTS) if not m.endswith("__main__"))
+
+
+def reached(roots: tuple[str, ...]) -> set[str]:
+    """The harness modules whose names start with one of `roots`, and all they import."""
     graph = imports()
-    todo = [m for m in graph if m.startswith(PARENT_ROOTS)]
+    todo = [m for m in graph if m.startswith(roots)]
     seen = set(todo)
     while todo:
         for dep in graph.get(todo.pop(), ()):
             if dep in graph and dep not in seen:
                 seen.add(dep)
                 todo.append(dep)
-    return sorted(m for m in seen if not m.endswith("__main__"))
+    return seen
 
 
 def imports() -> dict[str, set[str]]:

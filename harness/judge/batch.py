@@ -29,17 +29,20 @@ class Line:
 
 class Batch:
     """The batch's count and clock: `verdict()` after each judged submission, `summary()` at the end.
-    `todo` is how many submissions will really be judged (the skipped ones aside), for the time left."""
+    `order` is the batch's directories as given, `todo` how many will really be judged (the skipped
+    ones aside), `jobs` how many at once, for the time left."""
 
-    def __init__(self, total: int, todo: int):
-        self.total, self.todo = total, todo
+    def __init__(self, order: list[str], todo: int, jobs: int = 1):
+        self.order, self.total, self.todo, self.jobs = list(order), len(order), todo, jobs
         self.lines: list[Line] = []
-        self.judged, self.spent = 0, 0.0
+        self.judged, self.spent, self.started = 0, 0.0, 0
 
     def start(self, directory: str) -> str:
-        return f"[{len(self.lines) + 1}/{self.total}] evaluating {directory} ..."
+        self.started += 1
+        return f"[{self.started}/{self.total}] evaluating {directory} ..."
 
     def skip(self, directory: str, earlier: Record, path) -> str:
+        self.started += 1
         self.lines.append(Line(directory, earlier, skipped=True))
         return (f"[{len(self.lines)}/{self.total}] skipped {directory}: evaluated already ({path.name}): "
                 f"{verdict(earlier)}")
@@ -50,7 +53,7 @@ class Batch:
         left = self.todo - self.judged
         clock = f"{seconds:.0f} s"
         if left > 0:
-            clock += f"; {left} to go, about {_duration(self.spent / self.judged * left)} left"
+            clock += f"; {left} to go, about {_duration(self.spent / self.judged * left / self.jobs)} left"
         return f"[{len(self.lines)}/{self.total}] {rec.team}/{rec.name}: {verdict(rec)}  ({clock})"
 
     def summary(self, interrupted: bool = False) -> str:
@@ -61,12 +64,19 @@ class Batch:
             head = "interrupted: " + head + f", {self.total - len(self.lines)} not evaluated"
         width = max((len(f"{ln.record.team}/{ln.record.name}") for ln in self.lines), default=0)
         rows = [f"  {f'{ln.record.team}/{ln.record.name}':{width}}  {_short(ln.record):34}  {ln.directory}"
-                + ("  (skipped)" if ln.skipped else "") for ln in self.lines]
+                + ("  (skipped)" if ln.skipped else "") for ln in sorted(self.lines, key=self._position)]
         return "\n".join([head, *rows])
+
+
+    def _position(self, line: Line) -> int:
+        """Where the submission stands in the batch as given (`order`), so the summary reads in that order."""
+        return self.order.index(line.directory) if line.directory in self.order else len(self.order)
 
 
 def verdict(rec: Record) -> str:
     """A record in a few words: eligible or why not, with its score and accuracy."""
+    if rec.stopped is not None:
+        return f"STOPPED: {rec.stopped}"
     if rec.status != "ok":
         first = first_line(relative(rec.errors[0], rec.directory), ERROR_CHARS) if rec.errors else ""
         return f"{rec.status.upper()}: {first}" if first else rec.status.upper()
@@ -78,6 +88,8 @@ def verdict(rec: Record) -> str:
 
 
 def _short(rec: Record) -> str:
+    if rec.stopped is not None:
+        return "STOPPED"
     if rec.status != "ok":
         return rec.status.upper()
     figures = (f"{rec.score.total:.4f}" if rec.score is not None else "") + \

@@ -5,8 +5,10 @@ link, within a size) and its manifest, then runs the two sandboxed stages
 (`runner`, `sandbox`): stage 1 (`harness.export`) builds the model beside the
 submission's code and exports it; stage 2 (`harness.measure`), started at the same time so
 that its imports overlap, runs harness code only on that exported program: counts, bits,
-pruning, predictions. Here, in the parent, the result is validated (`harness.jobs`), and
-accuracy, the checks against memorised test images (`checks`), the claims, the score and
+pruning, predictions. The program stage 1 exported is kept (`programs`): judged again with the
+same files, harness and environment, a submission's kept program goes to stage 2, which checks it
+as it checks any, and stage 1 does not run. Here, in the parent, the result is validated
+(`harness.jobs`), and accuracy, the checks against memorised test images (`checks`), the claims, the score and
 eligibility are computed (`grading`). The test images reach stage 2 shuffled among the checks' images, in a
 fresh random order; only the parent holds the permutation and the labels.
 `judge(..., test=None)` is `profile`: the same record without accuracy. Whatever goes wrong
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import __version__, jobs
+from ..cluster.slurm import job_here
 from ..config import Rules, team_by_folder
 from ..data import TestSet
 from ..errors import SubmissionError
@@ -35,7 +38,7 @@ from ..manifest import Manifest, ManifestError, label, parse, team_of
 from ..record import Provenance, Record, now
 from ..score import SCORING_VERSION
 from ..text import plain
-from . import checks, files, grading, runner, sandbox
+from . import checks, files, grading, programs, runner, sandbox
 from .checks import Sources
 
 # The rules a record depends on (its provenance; --skip-evaluated repeats an evaluation when one differs).
@@ -93,24 +96,12 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: Dev
     checks' training and private images (`checks.sources`; None: the checks on test images only).
     Never raises for anything about the submission: a fault of the harness while judging it is that
     submission's error record. `progress(done, total)` is called as stage 2 predicts the images."""
-    folder = Path(directory)
-    box = sandbox.choose(rules, device)  # the machine's problem (no bwrap, no docker): raised, for every one
-    ev = Evaluation(folder, rules, box, device, test, probe, sources or Sources(), progress,
-                    name=label(folder.resolve().name) or "submission")
-    ev.facts = dict(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
-                    isolation=box.kind, rules=rules.model_dump(include=_RECORDED))
-    if (data := test if test is not None else probe) is not None:
-        ev.facts.update(dataset_sha256=data.sha256, dataset=data.source)
-    if test is not None:
-        ev.facts.update(ev.sources.hashes())
-    if rules.roster is not None:
-        ev.facts["team_from"] = "roster"
-        if (bound := team_by_folder(rules, folder)) is None:
-            return ev.record("invalid", reasons=["invalid submission"], errors=[
-                f"{folder.resolve()} is in none of the team folders of the roster (the competition config's "
-                "roster binds each team to its folders): put the submission in its team's folder, or ask the "
-                "instructor to add the folder to the roster"])
-        ev.team = bound
+    ev = _evaluation(Path(directory), test, rules, sandbox.choose(rules, device), device, probe, sources, progress)
+    if rules.roster is not None and team_by_folder(rules, ev.folder) is None:
+        return ev.record("invalid", reasons=["invalid submission"], errors=[
+            f"{ev.folder.resolve()} is in none of the team folders of the roster (the competition config's "
+            "roster binds each team to its folders): put the submission in its team's folder, or ask the "
+            "instructor to add the folder to the roster"])
     try:
         return _judge(ev)
     except Exception as err:  # noqa: BLE001 - a harness fault on this submission must not stop the batch
@@ -119,10 +110,48 @@ def judge(directory: str | Path, test: TestSet | None, rules: Rules, device: Dev
                                           f"{str(err)[:500]}"], traceback=tb, reasons=["error while running"])
 
 
+def _evaluation(folder: Path, test: TestSet | None, rules: Rules, box: sandbox.Isolation, device: Device,
+                probe: TestSet | None = None, sources: Sources | None = None,
+                progress: Progress | None = None) -> Evaluation:
+    """A submission's evaluation before anything of it is read: the provenance's facts, its team by the roster."""
+    ev = Evaluation(folder, rules, box, device, test, probe, sources or Sources(), progress,
+                    name=label(folder.resolve().name) or "submission")
+    ev.facts = dict(harness_version=__version__, scoring_version=SCORING_VERSION, created_at=now(),
+                    isolation=box.kind, rules=rules.model_dump(include=_RECORDED), job=job_here())
+    if (data := test if test is not None else probe) is not None:
+        ev.facts.update(dataset_sha256=data.sha256, dataset=data.source)
+    if test is not None:
+        ev.facts.update(ev.sources.hashes())
+    if rules.roster is not None:
+        ev.facts["team_from"] = "roster"
+        ev.team = team_by_folder(rules, folder) or ev.team  # in no team's folder: judge() refuses it
+    return ev
+
+
+def stopped(directory: str | Path, test: TestSet, rules: Rules, why: str, device: Device = "auto",
+            sources: Sources | None = None) -> Record:
+    """The error record of an evaluation stopped from outside before it finished (SIGTERM: a Slurm
+    time limit, preemption or scancel; `why` says which): who and which files, as `judge` would
+    have recorded them, and `stopped`, so that `--skip-evaluated` evaluates the submission again."""
+    ev = _evaluation(Path(directory), test, rules, sandbox.choose(rules, device), device, sources=sources)
+    try:
+        found = files.read(ev.folder, rules.submission_mb * 2**20)
+        ev.facts.update(files=found.hashes, submission_sha256=files.combine(found.hashes))
+        manifest = parse(ev.folder, found.manifest)
+        ev.name = manifest.name or ev.name
+        if ev.facts.get("team_from") != "roster":
+            ev.team = manifest.team
+    except SubmissionError:
+        pass  # judged again, it will say so
+    return ev.record("error", errors=[f"the evaluation was stopped before it finished: {why}; run the batch "
+                                      "again with --skip-evaluated to evaluate it"],
+                     reasons=["error while running"], stopped=why)
+
+
 def evaluated(results: str | Path, test: TestSet, rules: Rules, sources: Sources | None = None) -> dict[str, Path]:
     """The records in `results` that an evaluation of the same files under the same test set, training
     and private images, scoring version and rules would repeat: submission sha256 -> record file
-    (unreadable ones aside)."""
+    (unreadable ones aside, and evaluations stopped before they finished)."""
     from ..record import read
 
     same = rules.model_dump(include=_RECORDED)
@@ -134,7 +163,7 @@ def evaluated(results: str | Path, test: TestSet, rules: Rules, sources: Sources
         except (OSError, ValueError):
             continue
         p = rec.provenance
-        if (rec.kind == "evaluate" and p.submission_sha256 and p.dataset_sha256 == test.sha256
+        if (rec.kind == "evaluate" and rec.stopped is None and p.submission_sha256 and p.dataset_sha256 == test.sha256
                 and p.scoring_version == SCORING_VERSION and p.rules == same
                 and p.unseen_sha256 == hashes["unseen_sha256"] and p.private_sha256 == hashes["private_sha256"]):
             found.setdefault(p.submission_sha256, path)
@@ -167,34 +196,65 @@ def _judge(ev: Evaluation) -> Record:
             ev.order = checks.compose(ev.test, ev.rules, Path(private), ev.sources)
         elif ev.probe is not None:
             ev.order = checks.compose(ev.probe, None, Path(private))
-        return _stages(ev, Path(private))
+        rec = _stages(ev, Path(private))
+        if ev.facts.get("program") == "reused" and rec.status != "ok":  # a kept program stage 2 refused
+            rec = _stages(ev, Path(private), reuse=False)  # judged afresh: a damaged cache decides no verdict
+        return rec
 
 
-def _stages(ev: Evaluation, private: Path) -> Record:
+def _stages(ev: Evaluation, private: Path, reuse: bool = True) -> Record:
     """Stage 2 starts first (its imports overlap stage 1), then stage 1 builds and exports; the
-    program stage 1 sent reaches stage 2 through its read-only inbox."""
-    inbox = private / "inbox"
-    inbox.mkdir()
+    program stage 1 sent reaches stage 2 through its read-only inbox, and is kept for a later
+    judgement of the same files (`programs`). When a program is kept for this one, stage 1 does not
+    run: the kept program goes to the inbox, and stage 2 checks it as it checks any (unless not `reuse`)."""
+    inbox = Path(tempfile.mkdtemp(prefix="inbox-", dir=private))
     binds = {str(inbox): sandbox.INBOX}
     if ev.order is not None:
         binds[str(ev.order.path)] = sandbox.IMAGES
     measure = runner.Worker("measure", ev.box, binds, progress=ev.progress)
     build = None
     try:
-        build = runner.Worker("export", ev.box, {str(ev.folder.resolve()): sandbox.SUBMISSION})
-        built = build.finish(_build_job(ev, build))
-        graph = built.files.get(jobs.GRAPH)
-        if built.killed or built.problem or graph is None:
-            measure.cancel()
-            return _failed(ev, built, "building and exporting the model")
-        shutil.copyfile(graph, inbox / jobs.GRAPH)
-        build.close()
+        seconds = None
+        key = _program_key(ev)
+        if not (reuse and _reused(ev, key, inbox / jobs.GRAPH)):
+            build = runner.Worker("export", ev.box, {str(ev.folder.resolve()): sandbox.SUBMISSION})
+            built = build.finish(_build_job(ev, build))
+            graph = built.files.get(jobs.GRAPH)
+            if built.killed or built.problem or graph is None:
+                measure.cancel()
+                return _failed(ev, built, "building and exporting the model")
+            shutil.copyfile(graph, inbox / jobs.GRAPH)
+            ev.facts["program"], seconds = "exported", built.seconds
+            if key is not None:
+                programs.Programs(programs.folder()).put(key, graph)
+            build.close()
         measured = measure.finish(_measure_job(ev, measure, inbox / jobs.GRAPH))
-        return _outcome(ev, measured, built.seconds)
+        return _outcome(ev, measured, seconds)
     finally:
         measure.close()
         if build is not None:
             build.close()
+
+
+def _program_key(ev: Evaluation) -> str | None:
+    """The key of the program stage 1 exports for this evaluation (`programs.key`); None when the
+    isolation cannot tell its environment (no program is then reused nor kept)."""
+    environment = ev.box.environment()
+    sha = ev.facts.get("submission_sha256")
+    return programs.key(sha, environment) if sha and environment is not None else None
+
+
+def _reused(ev: Evaluation, key: str | None, inbox: Path) -> bool:
+    """Whether the rules allow reuse and a program is kept under `key`: it is then copied to `inbox`."""
+    if key is None or not ev.rules.reuse_programs or (kept := programs.Programs(programs.folder()).get(key)) is None:
+        return False
+    try:
+        shutil.copyfile(kept, inbox)
+    except OSError:  # evicted meanwhile by another judge, or unreadable: exported afresh
+        inbox.unlink(missing_ok=True)
+        return False
+    ev.facts["program"] = "reused"
+    return True
 
 
 def _build_job(ev: Evaluation, w: runner.Worker) -> jobs.BuildJob:

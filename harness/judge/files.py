@@ -105,6 +105,15 @@ def combine(hashes: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def identity(directory: str | Path, limit: int) -> str | None:
+    """The submission's sha256 over its files (`combine`), or None when they cannot be read within
+    `limit` bytes (it is then judged, and its record says why)."""
+    try:
+        return combine(read(directory, limit).hashes)
+    except (SubmissionError, OSError):
+        return None
+
+
 def _check_link(top: Path, root: Path, path: Path, rel: str) -> None:
     target = os.readlink(path)
     resolved = Path(os.path.realpath(path))

@@ -4,9 +4,11 @@ An `Isolation` composes a stage's command line (`argv`), names the worker's writ
 the host paths it sees (`out`, `inside`), finds the roots of the process tree the watch holds
 (`pid_of`: a root outside the tree of the process the runner starts, such as a container's
 first process), ends what killing that tree leaves running (`stop`), reads a limit it enforced
-itself from the exit status (`killed_by`) and removes workers of judges that died
-(`reap_orphans`). The base class does what a sandbox does by default: a tmpfs at `SCRATCH` as the
-writable space, host paths seen through the binds, nothing of its own to watch, stop or reap.
+itself from the exit status (`killed_by`), removes workers of judges that died
+(`reap_orphans`) and names what a stage's work depends on besides the submission and the harness
+(`environment`: the key of a kept exported program has it, `harness.judge.programs`). The
+base class does what a sandbox does by default: a tmpfs at `SCRATCH` as the writable space,
+host paths seen through the binds, nothing of its own to watch, stop or reap.
 
 The backends (`harness.judge.sandbox`: `Unconfined`, `Bubblewrap`, `Docker`) are subclasses,
 and `sandbox.choose()` picks one from the rules. Nothing else asks which one runs but to record
@@ -98,3 +100,12 @@ class Isolation:
     def reap_orphans(self) -> list[str]:
         """Remove workers left by judges of this host that have died; their names."""
         return []
+
+    def environment(self) -> str | None:
+        """What a stage's work depends on here besides the submission's files and the harness's code:
+        the isolation, its limits and the software it runs (the backends add theirs: Python and the
+        packages, or an image). Two judgements in the same environment export the same program
+        (`harness.judge.programs`); None: it cannot be told, and no program is reused nor kept."""
+        lim = self.limits
+        return (f"isolation {self.kind}; limits {lim.timeout_s!r} s, {lim.memory_mb} MiB, {lim.processes} "
+                f"processes, {lim.scratch_mb} MiB scratch")

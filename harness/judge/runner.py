@@ -51,6 +51,18 @@ _PROGRESS = re.compile(rb"^" + wire.PROGRESS.encode() + rb" (\d{1,9})/(\d{1,9})$
 
 
 Job = BuildJob | MeasureJob  # what a stage is given (harness.jobs), sent as one JSON line
+stopping = threading.Event()  # set when the batch stops (Ctrl-C, SIGTERM): no worker starts any more
+_live: set[Worker] = set()  # the workers started and not yet closed, of every thread
+_live_lock = threading.Lock()
+
+
+def stop_all() -> None:
+    """Stop the batch: kill every running worker, of every thread, and start no more."""
+    stopping.set()
+    with _live_lock:
+        live = list(_live)
+    for worker in live:
+        worker.cancel()
 
 
 @dataclass
@@ -74,6 +86,8 @@ class Worker:
 
     def __init__(self, stage: str, box: Isolation, binds: dict[str, str], job: Job | None = None,
                  progress=None):
+        if stopping.is_set():
+            raise RuntimeError("the judge is stopping: no worker starts")  # its result is dropped (harness.judge.pool)
         self.stage, self.box, self.binds = stage, box, binds
         self.folder = Path(tempfile.mkdtemp(prefix=f"harness-{stage}-"))
         (self.folder / "received").mkdir()
@@ -92,6 +106,8 @@ class Worker:
         self.received = wire.Receiver(_pipe(self.proc.stdout), self.folder / "received", expected)
         self.log = _Log(self.proc.stderr, self.folder / "worker.log", box.limits.scratch_mb * 2**20, progress)
         self.watch = Watch(self.proc, box, self.name, self.log)
+        with _live_lock:
+            _live.add(self)
         if job is not None:
             self._send(job)
 
@@ -131,6 +147,8 @@ class Worker:
         self._drain()
 
     def close(self) -> None:
+        with _live_lock:
+            _live.discard(self)
         if self.proc.returncode is None:
             self.cancel()
         shutil.rmtree(self.folder, ignore_errors=True)

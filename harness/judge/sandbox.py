@@ -42,6 +42,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -67,6 +68,9 @@ PASS_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAP
 # costs little more peak memory. Other C libraries ignore these names.
 WORKER_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
               "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**27)}
+# The packages a submission's code may import in stage 1 (harness.export.imports.PROVIDED) and those
+# its loader reads weights with: their versions are part of stage 1's environment (`python_environment`).
+STAGE_PACKAGES = ("torch", "torchvision", "brevitas", "numpy", "safetensors")
 LABEL = "cifar10-harness.parent"  # docker label of a worker container: "host:pid" of the judge that started it
 DOCKER_MEMORY_MARGIN = 1.25  # docker's --memory, over the watch's own memory limit
 DOCKER_PIDS_MARGIN = 16  # docker's --pids-limit, over the watch's own process limit
@@ -94,6 +98,9 @@ class Unconfined(Isolation):
     def inside(self, host: str | Path, binds: dict[str, str]) -> str:
         return str(host)
 
+    def environment(self) -> str | None:
+        return f"{super().environment()}; {python_environment()}"
+
 
 @dataclass(frozen=True)
 class Bubblewrap(Isolation):
@@ -108,6 +115,9 @@ class Bubblewrap(Isolation):
 
     def argv(self, stage: str, binds: dict[str, str], name: str) -> list[str]:
         return bwrap_argv(stage, binds, self)
+
+    def environment(self) -> str | None:
+        return f"{super().environment()}; {python_environment()}"
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,21 @@ class Docker(Isolation):
 
     def argv(self, stage: str, binds: dict[str, str], name: str) -> list[str]:
         return docker_argv(stage, binds, name, self)
+
+    def environment(self) -> str | None:
+        """The image, by its id (the same tag may name another build): its Python, packages and harness."""
+        return f"{super().environment()}; image {self.image_id}" if self.image_id else None
+
+    @functools.cached_property
+    def image_id(self) -> str | None:
+        """The id of `image` (`docker image inspect`), asked once; None when the engine does not say."""
+        try:
+            done = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", self.image],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        found = done.stdout.strip()
+        return found if done.returncode == 0 and found else None
 
     def pid_of(self, name: str) -> int | None:
         """The host pid of the container's first process, once it runs."""
@@ -234,6 +259,19 @@ def _lock_problem(image: str, label: str) -> str | None:
         return (f"the image {image} was built from another requirements/lock.txt than this checkout's; "
                 "rebuild it with `bash docker/build.sh`")
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def python_environment() -> str:
+    """This Python and the versions of `STAGE_PACKAGES`, read from their metadata (never imported: the
+    parent does not load torch): the software stage 1 runs under isolation none and bwrap."""
+    versions = []
+    for name in STAGE_PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} absent")
+    return f"python {sys.version}; " + "; ".join(versions)
 
 
 def worker_argv(python: str, stage: str) -> list[str]:
