@@ -73,7 +73,7 @@ def cmd_profile(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import record as rec_io
     from .judge.batch import Bar, Batch
-    from .judge.evaluate import evaluated, judge, stopped
+    from .judge.evaluate import evaluated, judge
     from .judge.files import identity
     from .judge.pool import EXIT_STOPPED, Pool, Stopped, cores
     from .judge.report import render
@@ -136,11 +136,9 @@ def cmd_evaluate(args) -> int:
     except Stopped:
         from .cluster.slurm import why_stopped
 
-        why = why_stopped()
-        for d in pool.running.values():  # each submission cut short gets its record: stopped, and why
-            written = rec_io.write(stopped(d, test, rules, why, args.device, sources), args.results)
-            if talk:
-                print(f"stopped {d}: {why}; record: {written}", file=sys.stderr, flush=True)
+        why = why_stopped()  # each submission cut short gets its record: stopped, and why
+        _record_stopped([(d, why) for d in pool.running.values()], test, rules, sources, args.device, args.results,
+                        talk)
         if talk:
             print("\n" + batch.summary(interrupted=True), flush=True)
         return EXIT_STOPPED
@@ -161,6 +159,17 @@ def evaluation_setting(args):
     if args.no_reuse:
         rules = rules.model_copy(update={"reuse_programs": False})
     return load_test(args.data), rules, sources(args.data, rules, args.private_data)
+
+
+def _record_stopped(stops: list[tuple[str, str]], test, rules, sources, device, results, talk: bool) -> None:
+    """Write each (directory, why) of `stops` its stopped record (`evaluate.stopped`) into `results`."""
+    from . import record as rec_io
+    from .judge.evaluate import stopped
+
+    for d, why in stops:
+        written = rec_io.write(stopped(d, test, rules, why, device, sources), results)
+        if talk:
+            print(f"stopped {d}: {why}; record: {written}", file=sys.stderr, flush=True)
 
 
 def _to_slurm(args, rules, todo: list[str], skipped: int) -> int:
@@ -212,14 +221,9 @@ def cmd_slurm(args) -> int:
         return EXIT_ELIGIBLE
     batch = slurm.Batch.load(args.batch)  # finish: the records of lost tasks, then the board
     if lost := slurm.lost(batch):
-        from . import record as rec_io
-        from .judge.evaluate import stopped
-
         options = _parser().parse_args(["evaluate", *batch.dirs[:1], *batch.evaluate])
         test, rules, sources = evaluation_setting(options)
-        for d, why in lost:
-            written = rec_io.write(stopped(d, test, rules, why, options.device, sources), batch.results)
-            print(f"{d}: {why}; record: {written}", file=sys.stderr)
+        _record_stopped(lost, test, rules, sources, options.device, batch.results, talk=True)
     return cmd_leaderboard(_parser().parse_args(["leaderboard", "--results", batch.results, "--out", batch.board]))
 
 

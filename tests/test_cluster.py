@@ -115,3 +115,10 @@ def test_without_slurm_the_message_says_what_is_missing(tmp_path, monkeypatch, c
     assert main(["evaluate", str(sub), "--data", str(data), "--results", str(tmp_path / "r"), "--slurm",
                  "--batch", str(tmp_path / "b")]) == 3
     assert "sbatch not found: --slurm needs Slurm's client commands" in capsys.readouterr().err
+
+
+def test_a_line_break_in_a_path_is_refused_before_anything_is_written(tmp_path, cluster):
+    with pytest.raises(slurm.SlurmError, match="holds a line break"):
+        slurm.submit([str(tmp_path / "a\nb")], ["--data", str(tmp_path)], str(tmp_path / "res"),
+                     folder=str(tmp_path / "b"))
+    assert not (tmp_path / "b").exists() and not (cluster / "calls").exists()

@@ -118,8 +118,11 @@ def submit(dirs: list[str], evaluate: list[str], results: str, *, folder: str | 
     where = Path(folder or Path("batches") / stamp).resolve()
     if (where / BATCH).exists():
         raise SlurmError(f"{where} holds a batch already; name another folder with --batch")
-    (where / "logs").mkdir(parents=True, exist_ok=True)
     tasks = [[str(Path(d).resolve()) for d in dirs[i:i + per_task]] for i in range(0, len(dirs), per_task)]
+    lines_of = [[*task, *evaluate, "--skip-evaluated", "--quiet"] for task in tasks]  # each task's evaluate argv
+    if (bad := next((a for args in lines_of for a in args if "\n" in a), None)) is not None:
+        raise SlurmError(f"a path or option holds a line break: {bad!r}")
+    (where / "logs").mkdir(parents=True, exist_ok=True)
     batch = Batch(created_at=now(), folder=str(where), workdir=str(Path.cwd()), python=sys.executable, tasks=tasks,
                   evaluate=evaluate, results=str(Path(results).resolve()), board=str(Path(board).resolve()))
     array = f"0-{len(tasks) - 1}" + (f"%{at_once}" if at_once else "")
@@ -128,10 +131,7 @@ def submit(dirs: list[str], evaluate: list[str], results: str, *, folder: str | 
     lines += [f"--{key}={value}" for key, value in (("partition", partition), ("time", time), ("gres", gres),
                                                      ("mem", mem)) if value]
     (where / "tasks").mkdir()
-    for i, task in enumerate(tasks):  # one argument a line: the task's evaluate command line
-        args = [*task, *evaluate, "--skip-evaluated", "--quiet"]
-        if any("\n" in a for a in args):
-            raise SlurmError(f"a path or option holds a line break: {next(a for a in args if chr(10) in a)!r}")
+    for i, args in enumerate(lines_of):  # one argument a line
         (where / "tasks" / f"{i}.args").write_text("".join(f"{a}\n" for a in args))
     python = shlex.quote(batch.python)
     _script(where / "array.sh", lines + list(extra or []), batch,

@@ -67,7 +67,6 @@ class Batch:
                 + ("  (skipped)" if ln.skipped else "") for ln in sorted(self.lines, key=self._position)]
         return "\n".join([head, *rows])
 
-
     def _position(self, line: Line) -> int:
         """Where the submission stands in the batch as given (`order`), so the summary reads in that order."""
         return self.order.index(line.directory) if line.directory in self.order else len(self.order)

@@ -135,12 +135,7 @@ def stopped(directory: str | Path, test: TestSet, rules: Rules, why: str, device
     have recorded them, and `stopped`, so that `--skip-evaluated` evaluates the submission again."""
     ev = _evaluation(Path(directory), test, rules, sandbox.choose(rules, device), device, sources=sources)
     try:
-        found = files.read(ev.folder, rules.submission_mb * 2**20)
-        ev.facts.update(files=found.hashes, submission_sha256=files.combine(found.hashes))
-        manifest = parse(ev.folder, found.manifest)
-        ev.name = manifest.name or ev.name
-        if ev.facts.get("team_from") != "roster":
-            ev.team = manifest.team
+        _read(ev)
     except SubmissionError:
         pass  # judged again, it will say so
     return ev.record("error", errors=[f"the evaluation was stopped before it finished: {why}; run the batch "
@@ -174,19 +169,14 @@ def _judge(ev: Evaluation) -> Record:
     """The submission's files and manifest (read by the parent), then its two stages."""
     roster = ev.facts.get("team_from") == "roster"
     try:
-        found = files.read(ev.folder, ev.rules.submission_mb * 2**20)
-        ev.facts.update(files=found.hashes, submission_sha256=files.combine(found.hashes))
-        manifest = parse(ev.folder, found.manifest)
+        manifest = _read(ev)
     except SubmissionError as err:
         team = err.team if isinstance(err, ManifestError) else team_of(ev.folder, files.manifest_only(ev.folder))
         if not roster and team:
             ev.team = team
         return ev.record("invalid", errors=[str(err)], reasons=["invalid submission"])
-    ev.manifest, ev.name = manifest, manifest.name or ev.name
     note = None
-    if not roster:
-        ev.team = manifest.team
-    elif manifest.team != ev.team:
+    if roster and manifest.team != ev.team:
         note = (f"submission.yaml names team {manifest.team!r}, but the roster files this folder under team "
                 f"{ev.team!r}, so the record is filed under {ev.team!r}")
     ev.warnings = [w for w in (ev.box.warning, note, grading.scale_warning(manifest)) if w]
@@ -200,6 +190,18 @@ def _judge(ev: Evaluation) -> Record:
         if ev.facts.get("program") == "reused" and rec.status != "ok":  # a kept program stage 2 refused
             rec = _stages(ev, Path(private), reuse=False)  # judged afresh: a damaged cache decides no verdict
         return rec
+
+
+def _read(ev: Evaluation) -> Manifest:
+    """The submission's files (their hashes into the provenance) and its manifest, read by the parent:
+    the evaluation's name, and its team unless the roster names it. Raises SubmissionError."""
+    found = files.read(ev.folder, ev.rules.submission_mb * 2**20)
+    ev.facts.update(files=found.hashes, submission_sha256=files.combine(found.hashes))
+    manifest = parse(ev.folder, found.manifest)
+    ev.manifest, ev.name = manifest, manifest.name or ev.name
+    if ev.facts.get("team_from") != "roster":
+        ev.team = manifest.team
+    return manifest
 
 
 def _stages(ev: Evaluation, private: Path, reuse: bool = True) -> Record:
